@@ -1,0 +1,1 @@
+"""Delivery model: layout, product naming scheme, and parsers of delivered files."""

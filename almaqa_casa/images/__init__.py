@@ -1,0 +1,1 @@
+"""Image operations: impbcor recovery, polarization maps, statistics, FITS I/O."""

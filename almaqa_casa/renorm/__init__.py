@@ -1,0 +1,1 @@
+"""Amplitude renormalization: scaling spectra, atmospheric lines, plots."""

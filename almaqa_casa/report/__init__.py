@@ -1,0 +1,1 @@
+"""Reporting: JSON and self-contained HTML writers."""

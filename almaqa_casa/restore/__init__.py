@@ -1,0 +1,1 @@
+"""Restore engine: plan, disk model, pipeline and manual paths, SPACESAVING."""

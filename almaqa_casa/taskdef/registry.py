@@ -1,0 +1,43 @@
+"""Find the task XML files and their bodies, and build the task callables."""
+from __future__ import annotations
+
+import importlib
+from importlib import resources
+from pathlib import Path
+
+from .wrapper import XMLTask
+from .xmlspec import TaskSpec, read_task_xml
+
+
+def xml_dir() -> Path:
+    """The folder of installed task XML files (``almaqa_casa.xml``, from ``xml/``)."""
+    return Path(str(resources.files("almaqa_casa.xml")))
+
+
+def task_specs(folder: Path | None = None) -> dict[str, TaskSpec]:
+    """Every ``qa_*.xml`` interface in ``folder``, by task name."""
+    folder = xml_dir() if folder is None else Path(folder)
+    specs = {}
+    for path in sorted(folder.glob("*.xml")):
+        spec = read_task_xml(path)
+        specs[spec.name] = spec
+    return specs
+
+
+def build_task(spec: TaskSpec, body_module: str | None = None) -> XMLTask:
+    """Bind ``spec`` to the function of the same name in ``body_module``.
+
+    The default module is ``almaqa_casa.tasks.task_<name>`` (the ``tasks/`` folder).
+    """
+    module = importlib.import_module(body_module or f"almaqa_casa.tasks.task_{spec.name}")
+    try:
+        body = getattr(module, spec.name)
+    except AttributeError:
+        raise ImportError(f"{module.__name__} defines no function {spec.name}() "
+                          f"for the interface {spec.source}") from None
+    return XMLTask(spec, body)
+
+
+def build_all() -> dict[str, XMLTask]:
+    """All tasks of the package, in name order."""
+    return {name: build_task(spec) for name, spec in task_specs().items()}
