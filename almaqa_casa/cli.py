@@ -37,8 +37,9 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def run_task(name: str, argv: list[str]) -> int:
-    task = almaqa_casa.TASKS[name]
+def run_task(task, argv: list[str]) -> int:
+    """Run one task (an :class:`~almaqa_casa.taskdef.XMLTask`) from command-line words."""
+    name = task.spec.name
     parser = make_parser(task.spec, prog=f"almaqa {name}")
     try:
         ns = parser.parse_args(normalise_argv(argv, task.spec))
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in almaqa_casa.TASKS:
         print(f"almaqa: unknown task {name!r}\n\n{_usage()}", file=sys.stderr)
         return EXIT_USAGE
-    return run_task(name, rest)
+    return run_task(almaqa_casa.TASKS[name], rest)
 
 
 if __name__ == "__main__":  # pragma: no cover

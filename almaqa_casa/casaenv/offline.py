@@ -47,7 +47,10 @@ _STATE: BootstrapState | None = None
 
 def casadata_path() -> str | None:
     """Return the ``casadata`` package's data folder, without importing CASA."""
-    spec = importlib.util.find_spec("casadata")
+    try:
+        spec = importlib.util.find_spec("casadata")
+    except (ImportError, ValueError):  # e.g. sys.modules['casadata'] is None
+        return None
     if spec is None or not spec.origin:
         return None
     path = Path(spec.origin).parent / "__data__"

@@ -58,15 +58,22 @@ def parse_text(text: str, typ: str) -> Any:
 
 
 def parse_param(p: ParamSpec, text: str) -> Any:
-    """Read ``text`` for parameter ``p``, trying its types in XML order (string last)."""
+    """Read ``text`` for parameter ``p``, trying its types in XML order (string last).
+
+    Where a string is also accepted, a list must be written as JSON (``'["0","1"]'``),
+    so CASA selection strings such as ``--spw 0,1`` stay strings.
+    """
+    stringy = any(t in ("string", "path") for t in p.types)
     ordered = [t for t in p.types if t not in ("string", "path")] + \
               [t for t in p.types if t in ("string", "path")]
-    errors = []
     for typ in ordered:
+        is_vector = typ.endswith("Vec") or typ.endswith("Array")
+        if is_vector and stringy and not text.strip().startswith("["):
+            continue
         try:
             return parse_text(text, typ)
-        except (ValueError, json.JSONDecodeError) as exc:
-            errors.append(str(exc))
+        except (ValueError, json.JSONDecodeError):
+            continue
     raise CLIArgumentError(f"--{p.name}: cannot read {text!r} as {' or '.join(p.types)}")
 
 

@@ -10,8 +10,16 @@ from .xmlspec import TaskSpec, read_task_xml
 
 
 def xml_dir() -> Path:
-    """The folder of installed task XML files (``almaqa_casa.xml``, from ``xml/``)."""
-    return Path(str(resources.files("almaqa_casa.xml")))
+    """The folder of the task XML files.
+
+    Installed: ``almaqa_casa/xml`` (setup.cfg maps the source tree's ``xml/``
+    there); in a source checkout or an editable install: ``<repo>/xml``.
+    """
+    package = Path(str(resources.files("almaqa_casa")))
+    for candidate in (package / "xml", package.parent / "xml"):
+        if any(candidate.glob("qa_*.xml")):
+            return candidate
+    raise FileNotFoundError(f"no task XML files in {package / 'xml'} or {package.parent / 'xml'}")
 
 
 def task_specs(folder: Path | None = None) -> dict[str, TaskSpec]:
@@ -27,9 +35,10 @@ def task_specs(folder: Path | None = None) -> dict[str, TaskSpec]:
 def build_task(spec: TaskSpec, body_module: str | None = None) -> XMLTask:
     """Bind ``spec`` to the function of the same name in ``body_module``.
 
-    The default module is ``almaqa_casa.tasks.task_<name>`` (the ``tasks/`` folder).
+    The default module is ``almaqa_casa.private.task_<name>`` (the ``tasks/`` folder,
+    installed where casatasks keeps its bodies, so xml-casa generated wrappers find it).
     """
-    module = importlib.import_module(body_module or f"almaqa_casa.tasks.task_{spec.name}")
+    module = importlib.import_module(body_module or f"almaqa_casa.private.task_{spec.name}")
     try:
         body = getattr(module, spec.name)
     except AttributeError:

@@ -1,1 +1,0 @@
-"""Task interfaces in CASA task XML, installed as ``almaqa_casa.xml`` (data only)."""
