@@ -2,6 +2,14 @@
 from casatasks import casalog
 
 
-def qa_renormplots(vis, outdir, spw, field, threshold, excludechan, atm_auto_exclude, bwthreshspw, apply, caltable):
+def qa_renormplots(vis, outdir, spw, field, threshold, excludechan, atm_auto_exclude, bwthreshspw,
+                   apply, caltable):
     casalog.origin("qa_renormplots")
-    raise NotImplementedError("qa_renormplots is not implemented yet")
+    from almaqa_casa.renorm.run import renormplots
+
+    def log(msg):
+        casalog.post(msg, "INFO", "qa_renormplots")
+
+    return renormplots(vis, outdir=outdir, spw=spw, field=field, threshold=threshold,
+                       excludechan=excludechan, atm_auto_exclude=atm_auto_exclude,
+                       bwthreshspw=bwthreshspw, apply=apply, caltable=caltable, log=log)

@@ -2,6 +2,14 @@
 from casatasks import casalog
 
 
-def qa_restore(deliverydir, outdir, spacesaving, dosplit, docontsub, images, imagedir, dryrun, usepipeline, usems, ignoreversion, nprocs):
+def qa_restore(deliverydir, outdir, spacesaving, dosplit, docontsub, images, imagedir, dryrun,
+               usepipeline, usems, ignoreversion, nprocs):
     casalog.origin("qa_restore")
-    raise NotImplementedError("qa_restore is not implemented yet")
+    from almaqa_casa.restore.engine import restore
+    from almaqa_casa.taskdef import current_call
+
+    ctx = current_call()
+    params = dict(outdir=outdir, spacesaving=spacesaving, dosplit=dosplit, docontsub=docontsub,
+                  images=images, imagedir=imagedir, dryrun=dryrun, usepipeline=usepipeline,
+                  usems=usems, ignoreversion=ignoreversion, nprocs=nprocs)
+    return restore(deliverydir, params, ctx.caller_globals if ctx else None)

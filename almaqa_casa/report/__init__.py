@@ -1,1 +1,12 @@
-"""Reporting: JSON and self-contained HTML writers."""
+"""Reporting: atomic JSON writer and self-contained HTML helpers.
+
+``jsonio.write_json`` writes JSON atomically (numpy-aware, NaN → null);
+``html`` builds single-file HTML pages (inline CSS, PNGs as data URIs).
+"""
+from .jsonio import dumps, read_json, to_jsonable, write_json
+from .html import (CSS, Raw, badge, esc, figure_png, img, kv_table, page, png_data_uri,
+                   section, summary_boxes, table, thumbnail_grid, write_html)
+
+__all__ = ["dumps", "read_json", "to_jsonable", "write_json", "CSS", "Raw", "badge", "esc",
+           "figure_png", "img", "kv_table", "page", "png_data_uri", "section", "summary_boxes",
+           "table", "thumbnail_grid", "write_html"]

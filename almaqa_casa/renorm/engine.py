@@ -1,0 +1,390 @@
+"""The renormalization heuristic over one MS: target -> spw -> scan -> field.
+
+Follows ``ACreNorm.renormalize`` (pipeline ``hifa_renorm`` defaults:
+``excflagged, fixOutliers, mededge=0.01, checkFalsePositives, bwdiv='odd',
+bwthresh=120e6, nfit=5, useDynamicSegments, checkLineForest``), including
+its bookkeeping: the running ``excludechan`` that accumulates atmospheric
+ranges scan by scan (and across targets), the trigger on any scan/field,
+and the second pass that fills the correction table.  Documented
+differences: atmosphere evaluated once per spw (median weather/PWV of its
+target scans) and cached per elevation bin; a spw without target scans is
+skipped (the pipeline's ``break`` skipped the target's remaining spws);
+antennas without autocorrelations are treated like fully flagged ones; the
+summary spectrum is a per-antenna mean over the unflagged scans/fields.
+
+Reading is done up front by :mod:`.reader` (one pass over the
+autocorrelation rows); the rest is arithmetic from :mod:`.spectra`.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from . import atm as atmmod
+from . import spectra as sp
+from .msinfo import MSInfo, read_msinfo
+from .reader import AutoSums, read_auto_sums, read_xc_good_antennas
+
+
+class RenormInputError(ValueError):
+    """A parameter does not fit the MS (raised, not recorded as a failed MS)."""
+
+
+@dataclass
+class Options:
+    """Parameters of one run (names as in ``hifa_renorm`` / ``renormalize``)."""
+
+    threshold: Optional[float] = 1.02
+    spws: Sequence[int] = ()
+    fields: Sequence[str] = ()
+    excludechan: Dict[str, str] = field(default_factory=dict)
+    atm_auto_exclude: bool = True
+    check_false_positives: bool = True
+    bwthreshspw: Dict[str, float] = field(default_factory=dict)
+    bwthresh: float = 120e6
+    bwdiv: object = "odd"
+    mededge: float = 0.01
+    nfit: int = 5
+    dynamic_segments: bool = True
+    excflagged: bool = True
+    fix_outliers: bool = True
+    elevation_bin_deg: float = 1.0
+    keep_spectra: bool = False           # keep per scan/field N (needed for the caltable)
+    fill_table: bool = True
+
+
+@dataclass
+class ScanField:
+    scan: int
+    field: int
+    value: float
+    nmax: List[float]
+    nseg: int
+    dnchan: int
+    flagged: List[int]
+    outliers: List[dict]
+    elevation: Optional[float] = None
+
+
+@dataclass
+class TargetSpw:
+    """Result of one target and spw."""
+
+    target: str
+    spw: int
+    threshold: float
+    nchan: int
+    freqs: np.ndarray
+    scans: List[int]
+    bandpass_scans: List[int]
+    entries: List[ScanField] = field(default_factory=list)
+    max_rn: float = 1.0
+    max_rn_field: Optional[int] = None
+    exceeds: bool = False
+    seg_change: bool = False
+    summary: Optional[np.ndarray] = None          # (ncorr, nchan, nant)
+    summary_atm: Optional[np.ndarray] = None      # before channel exclusion
+    summary_is_thresh: bool = False
+    exclusions: List[Tuple[int, int]] = field(default_factory=list)
+    atm_ranges: List[Tuple[int, int]] = field(default_factory=list)
+    atm_transmission: Optional[np.ndarray] = None
+    atm_warning: Optional[bool] = None
+    atm_exclude_cmd: Optional[str] = None
+    spectra: Dict[Tuple[int, int], np.ndarray] = field(default_factory=dict)
+    error: Optional[str] = None
+
+
+@dataclass
+class RunResult:
+    vis: str
+    band: int
+    nant: int
+    antnames: List[str]
+    fdm_spws: List[int]
+    tdm_spws: List[int]
+    tdm_only: bool
+    spws: List[int]
+    results: List[TargetSpw]
+    atm: Optional[atmmod.AtmModel]
+    excludechan_final: Dict[str, str]
+    info: MSInfo
+
+
+def _merge_excludechan(d1: Dict[str, str], d2: Dict[str, str]) -> Dict[str, str]:
+    out = copy.deepcopy(d1)
+    for k, v in d2.items():
+        out[k] = v if k not in out else out[k] + ";" + v
+    return out
+
+
+def select_spws(info: MSInfo, user: Sequence[int]) -> List[int]:
+    """FDM science spws to process (all by default); raises if none of the
+    user's spws is one of them."""
+    if not user:
+        return list(info.fdm_spws)
+    user = [int(s) for s in user]
+    if not any(s in info.fdm_spws for s in user):
+        raise RenormInputError(f"{info.path}: spw {user} contains no FDM science spw "
+                         f"(FDM science spws: {info.fdm_spws})")
+    return [s for s in user if s in info.fdm_spws]
+
+
+def check_options(info: MSInfo, spws: Sequence[int], opt: Options) -> None:
+    """Validate excludechan / bwthreshspw against the spws, as the pipeline does."""
+    for k, v in (opt.excludechan or {}).items():
+        if int(k) not in spws:
+            raise RenormInputError(f"{info.path}: excludechan names spw {k}, which is not processed "
+                             f"(spws {list(spws)})")
+        if not isinstance(v, str) or "~" not in v:
+            raise RenormInputError(f"{info.path}: excludechan['{k}']={v!r} needs 'lo~hi' ranges")
+        try:
+            sp.parse_excludechan(v, info.spws[int(k)].freqs * 1e-9)
+        except ValueError as exc:
+            raise RenormInputError(f"{info.path}: {exc}") from None
+    for k, v in (opt.bwthreshspw or {}).items():
+        if int(k) not in spws:
+            raise RenormInputError(f"{info.path}: bwthreshspw names spw {k}, which is not processed")
+        if not isinstance(v, (float, int)) or v <= 0:
+            raise RenormInputError(f"{info.path}: bwthreshspw['{k}']={v!r} must be a bandwidth in Hz")
+
+
+def _scan_pointing(info: MSInfo, scan: int) -> Tuple[dict, float]:
+    """Phase centre (median field of a mosaic scan) and median time, as ATMtrans."""
+    flds = info.fields_for_scan[scan]
+    fid = int(np.floor(np.median(flds))) if len(flds) > 1 else flds[0]
+    pc = info.phase_centers.get(fid) or info.phase_centers[flds[0]]
+    return pc, float(np.median(info.scan_times[scan]))
+
+
+def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> RunResult:
+    """Compute the scaling spectra of one MS (no plots, no table)."""
+    info = read_msinfo(vis)
+    tdm_only = not info.fdm_spws
+    if tdm_only:
+        log(f"{vis}: no FDM science spws: renormalization unnecessary")
+        return RunResult(vis, info.band, info.nant, info.antnames, [], info.tdm_spws, True, [],
+                         [], None, {}, info)
+    spws = select_spws(info, opt.spws)
+    check_options(info, spws, opt)
+    hardlim = float(opt.threshold) if opt.threshold is not None else 1.02
+    targets = [t for t in info.targets if not opt.fields or t in opt.fields]
+    if opt.fields and not targets:
+        raise RenormInputError(f"{vis}: field {list(opt.fields)} matches no target "
+                         f"(targets: {info.targets})")
+
+    # ---- what to read -----------------------------------------------------
+    plan: Dict[Tuple[str, int], List[int]] = {}
+    for t in targets:
+        for s in sorted(set(spws) & set(info.spws_for_name[t])):
+            scans = sorted(set(info.target_scans) & set(info.scans_for_name[t])
+                           & set(info.scans_for_spw[s]))
+            plan[(t, s)] = scans
+    bp_for_spw = {s: sorted(set(info.bandpass_scans) & set(info.scans_for_spw[s])) for s in spws}
+    sums: Dict[int, AutoSums] = {}
+    for s in spws:
+        scans = sorted({k for (t, ss), ks in plan.items() if ss == s for k in ks} | set(bp_for_spw[s]))
+        if not scans:
+            continue
+        si = info.spws[s]
+        sums[s] = read_auto_sums(vis, s, si.ddids, scans, si.corr_index, si.nchan, info.nant,
+                                 info.data_column)
+    if not any(len(a.groups) for a in sums.values()):
+        raise ValueError(f"{vis}: no autocorrelation rows (ANTENNA1==ANTENNA2) in the target or "
+                         "bandpass scans; the MS must keep them (importasdm ocorr_mode='ca', "
+                         "split/mstransform without dropping autocorrelations)")
+    good: Dict[Tuple[int, int, int], set] = {}
+    if opt.excflagged:
+        dd2spw = {d: s for s in spws for d in info.spws[s].ddids}
+        tscans = sorted({k for ks in plan.values() for k in ks})
+        if tscans:
+            good = read_xc_good_antennas(vis, dd2spw, tscans)
+
+    # ---- atmosphere: once per spw ------------------------------------------
+    use_atm = opt.check_false_positives or opt.atm_auto_exclude
+    atm = atmmod.AtmModel(bin_deg=opt.elevation_bin_deg) if use_atm else None
+    elevations: Dict[int, float] = {}
+    if use_atm:
+        wx = atmmod.read_weather(vis)
+        pwvt = atmmod.read_pwv(vis)
+        for s in spws:
+            scans = sorted({k for (t, ss), ks in plan.items() if ss == s for k in ks})
+            if not scans:
+                continue
+            conds = [atmmod.scan_weather(info.scan_times[k], wx) for k in scans]
+            pwvs = [atmmod.scan_pwv(info.scan_times[k], pwvt) for k in scans]
+            pwvs = [p for p in pwvs if p > 0]
+            pwv = float(np.median(pwvs)) if pwvs else atmmod.BAND_PWV[info.band]
+            P = float(np.median([c[0] for c in conds])) or 563.0
+            H = float(np.median([c[1] for c in conds])) or 20.0
+            T = float(np.median([c[2] for c in conds]))
+            si = info.spws[s]
+            lo = atmmod.read_image_lo(vis, s) if info.band in (9, 10) else None
+            atm.set_spw(s, si.freqs, P, H, T, pwv,
+                        atmmod.lsb_reversed(si.ref_freq, si.freqs, si.net_sideband), lo)
+        need = sorted({k for ks in plan.values() for k in ks})
+        for k, el in zip(need, atmmod.elevations_deg([_scan_pointing(info, k) for k in need])):
+            elevations[k] = el
+
+    # ---- the loop ------------------------------------------------------------
+    excludechan = copy.deepcopy(dict(opt.excludechan or {}))
+    atm_masks: Dict[Tuple[str, int], Dict[int, np.ndarray]] = {}
+    results: List[TargetSpw] = []
+    for t in targets:
+        for s in sorted(set(spws) & set(info.spws_for_name[t])):
+            si = info.spws[s]
+            scans = plan[(t, s)]
+            res = TargetSpw(target=t, spw=s, threshold=hardlim, nchan=si.nchan, freqs=si.freqs,
+                            scans=scans, bandpass_scans=bp_for_spw[s])
+            results.append(res)
+            if not scans:
+                log(f"{vis}: target {t} has no scans in spw {s}")
+                continue
+            if not bp_for_spw[s] or s not in sums:
+                res.error = f"{vis}: no bandpass scan with autocorrelations in spw {s}"
+                log(res.error)
+                continue
+            B = sums[s].mean((k, f) for k in bp_for_spw[s] for f in info.fields_for_scan[k])
+            if B is None:
+                res.error = f"{vis}: no bandpass autocorrelations in spw {s}"
+                log(res.error)
+                continue
+            bw = float(opt.bwthreshspw.get(str(s), opt.bwthresh))
+            dynamic = opt.dynamic_segments and str(s) not in opt.bwthreshspw
+            nseg, dn = sp.channel_ranges(si.nchan, si.bandwidth, bw, opt.bwdiv, opt.mededge)
+
+            def ranges_for(n, _si=si):
+                return sp.channel_ranges(_si.nchan, _si.bandwidth, opt.bwthresh, n, opt.mededge)
+
+            sum_n = np.zeros((len(si.corr_index), si.nchan, info.nant))
+            cnt_n = np.zeros(info.nant)
+            sum_t = np.zeros_like(sum_n)
+            cnt_t = np.zeros(info.nant)
+            sum_a = np.zeros_like(sum_n)
+            cnt_a = np.zeros(info.nant)
+            any_atm_copy = False
+            ratios: Dict[Tuple[int, int], np.ndarray] = {}
+            used_excl: Dict[Tuple[int, int], Optional[list]] = {}
+            flagged_of: Dict[Tuple[int, int], List[int]] = {}
+            nseg_used: List[Tuple[int, int]] = []
+            values: Dict[Tuple[int, int], float] = {}
+            atm_warning = None
+            for k in scans:
+                for f in info.fields_for_scan[k]:
+                    values[(k, f)] = 1.0
+                    A = sums[s].mean([(k, f)])
+                    if A is None:
+                        continue
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        ratio = A / B
+                    lines = None
+                    if use_atm:
+                        fname = info.field_names[f]
+                        masks = atm_masks.setdefault((fname, s), {})
+                        lines = atm.at(s, elevations[k], abs(si.widths[0]))
+                        if k not in masks:
+                            masks[k] = lines.mask
+                            if lines.mask.any():
+                                union = np.logical_or.reduce(list(masks.values()))
+                                rng = sp.mask_to_ranges(union)
+                                res.atm_exclude_cmd = ('excludechan={"%d":"%s"}'
+                                                       % (s, sp.ranges_to_string(rng)))
+                                if opt.atm_auto_exclude:
+                                    excludechan = _merge_excludechan(
+                                        excludechan, {str(s): sp.ranges_to_string(rng)})
+                    excl = (sp.parse_excludechan(excludechan[str(s)], si.freqs * 1e-9)
+                            if str(s) in excludechan else None)
+                    flagged = set()
+                    if opt.excflagged:
+                        ok = good.get((s, k, f), set())
+                        flagged |= {a for a in range(info.nant) if a not in ok}
+                    flagged |= {int(a) for a in np.nonzero(~np.isfinite(ratio).all(axis=(0, 1)))[0]}
+                    ratio = np.where(np.isfinite(ratio), ratio, 1.0)
+                    r = sp.scaling_spectrum(ratio, exclusions=excl, nseg=nseg, dnchan=dn,
+                                            ranges_for=ranges_for, chanwidth_hz=si.widths[0],
+                                            dynamic=dynamic, flagged_ants=sorted(flagged),
+                                            nfit=opt.nfit, edge=opt.mededge, fix=opt.fix_outliers)
+                    ratios[(k, f)] = ratio
+                    used_excl[(k, f)] = excl
+                    flagged_of[(k, f)] = sorted(flagged)
+                    nseg_used.append((r.nseg, r.dnchan))
+                    values[(k, f)] = r.value
+                    if lines is not None and lines.mask.any():
+                        src = r.N_atm if (opt.atm_auto_exclude and r.N_atm is not None) else r.N
+                        nmax_atm = sp.peak_per_corr(src, lines.mask)
+                        if np.isnan(np.sum(nmax_atm)):
+                            atm_warning = bool(atm_warning) if atm_warning else False
+                        elif (nmax_atm > hardlim).any():
+                            atm_warning = True
+                        elif not atm_warning:
+                            atm_warning = False
+                    elif lines is not None and not atm_warning:
+                        atm_warning = False
+                    ok_ants = np.array([a not in flagged for a in range(info.nant)])
+                    sum_n[:, :, ok_ants] += r.N[:, :, ok_ants]
+                    cnt_n += ok_ants
+                    if r.value > hardlim:
+                        sum_t[:, :, ok_ants] += r.N[:, :, ok_ants]
+                        cnt_t += ok_ants
+                    if r.N_atm is not None:
+                        any_atm_copy = True
+                    src = r.N_atm if r.N_atm is not None else r.N
+                    sum_a[:, :, ok_ants] += src[:, :, ok_ants]
+                    cnt_a += ok_ants
+                    if opt.keep_spectra:
+                        res.spectra[(k, f)] = r.N
+                    res.entries.append(ScanField(
+                        scan=int(k), field=int(f), value=float(r.value),
+                        nmax=[float(v) for v in r.nmax], nseg=r.nseg, dnchan=r.dnchan,
+                        flagged=sorted(flagged),
+                        outliers=[{"antenna": o.antenna, "corr": o.corr,
+                                   "nchan": len(o.channels), "whole": o.replaced_spectrum}
+                                  for o in r.outliers],
+                        elevation=elevations.get(k)))
+                    if r.value > hardlim:
+                        res.exceeds = True
+            # pipeline statistics (rnpipestats)
+            tf = set(info.target_fields.get(t, []))
+            cand = [((k, f), values[(k, f)]) for k in scans for f in info.fields_for_scan[k]
+                    if f in tf]
+            if cand:
+                best = max(v for _, v in cand)
+                res.max_rn = float(best)
+                res.max_rn_field = int(next(kf for kf, v in cand if v == best)[1])
+            res.seg_change = len({d for _, d in nseg_used}) > 1
+            res.atm_warning = atm_warning
+            # summary spectrum (N_thresh when any scan/field exceeded, else N)
+            use_t = cnt_t.sum() > 0
+            sn, cn = (sum_t, cnt_t) if use_t else (sum_n, cnt_n)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                res.summary = np.where(cn > 0, sn / np.where(cn > 0, cn, 1), 1.0)
+                if any_atm_copy:
+                    res.summary_atm = np.where(cnt_a > 0, sum_a / np.where(cnt_a > 0, cnt_a, 1), 1.0)
+            res.summary_is_thresh = bool(use_t)
+            res.exclusions = (sp.parse_excludechan(excludechan[str(s)], si.freqs * 1e-9)
+                              if str(s) in excludechan else [])
+            m = atm_masks.get((t, s))
+            if m:
+                res.atm_ranges = sp.mask_to_ranges(np.logical_or.reduce(list(m.values())))
+            if use_atm and scans:
+                els = [elevations[k] for k in scans]
+                res.atm_transmission = atm.at(s, float(np.median(els)), abs(si.widths[0])).transmission
+            # second pass: the table gets every scan/field with the final exclusions
+            if opt.keep_spectra and res.exceeds:
+                final = (sp.parse_excludechan(excludechan[str(s)], si.freqs * 1e-9)
+                         if str(s) in excludechan else None)
+                for kf, ratio in ratios.items():
+                    if used_excl[kf] != final:
+                        r = sp.scaling_spectrum(ratio, exclusions=final, nseg=nseg, dnchan=dn,
+                                                ranges_for=ranges_for, chanwidth_hz=si.widths[0],
+                                                dynamic=dynamic, flagged_ants=flagged_of[kf],
+                                                nfit=opt.nfit, edge=opt.mededge,
+                                                fix=opt.fix_outliers)
+                        res.spectra[kf] = r.N
+            log(f"{vis}: target {t} spw {s}: max scaling {res.max_rn:.5f} "
+                f"(field {res.max_rn_field}); threshold {hardlim}: "
+                f"{'EXCEEDED' if res.exceeds else 'not exceeded'}")
+    return RunResult(vis, info.band, info.nant, info.antnames, info.fdm_spws, info.tdm_spws,
+                     False, spws, results, atm, excludechan, info)

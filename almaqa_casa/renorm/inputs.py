@@ -1,0 +1,122 @@
+"""Turn the task's parameters into plain values (pure; no CASA).
+
+``vis`` may be an MS path, a list of paths, or the result dict of
+``qa_restore`` (its ``produced`` map of EB -> outputs, or keys ``vis`` /
+``mslist``), so the two tasks chain.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Sequence
+
+
+def ms_list(vis: Any) -> List[str]:
+    """MS paths named by ``vis``; raises ``ValueError`` saying what was given."""
+    if isinstance(vis, (str, os.PathLike)):
+        v = str(vis).strip()
+        if not v:
+            raise ValueError("vis is empty: give an MS path or qa_restore's result dict")
+        return [p.strip() for p in v.split(",") if p.strip()] if "," in v and not os.path.exists(v) else [v]
+    if isinstance(vis, (list, tuple)):
+        out: List[str] = []
+        for v in vis:
+            out += ms_list(v)
+        return out
+    if isinstance(vis, dict):
+        for key in ("vis", "mslist", "ms"):
+            if key in vis and vis[key]:
+                return ms_list(vis[key])
+        produced = vis.get("produced")
+        if isinstance(produced, dict) and produced:
+            bases = [m.get("calibrated") for m in vis.get("members", []) if isinstance(m, dict)]
+            out = []
+            for eb, outs in produced.items():
+                outs = [outs] if isinstance(outs, str) else list(outs)
+                # the full calibrated MS (the pipeline's working/<eb>.ms) keeps the
+                # autocorrelations; split products may not
+                full = [str(o) for o in outs if str(o).rstrip("/").endswith(".ms")] or list(outs)
+                work = [o for o in full if "working" in o.replace("\\", "/").split("/")]
+                out.append(_resolve(str((work or full)[0]), bases))
+            return out
+        raise ValueError("vis dict has no 'vis', 'mslist' or 'produced' entry "
+                         f"(keys: {sorted(vis)})")
+    raise ValueError(f"vis must be an MS path, a list of paths or qa_restore's result dict, "
+                     f"not {type(vis).__name__}")
+
+
+def _resolve(path: str, bases: Sequence[str]) -> str:
+    if os.path.isabs(path) or os.path.exists(path):
+        return path
+    for b in bases:
+        if b and os.path.exists(os.path.join(b, path)):
+            return os.path.join(b, path)
+    return path
+
+
+def spw_list(spw: Any) -> List[int]:
+    """'' -> [] (all); '17,19' / 17 / [17, 19] -> ints."""
+    if spw is None or spw == "" or (isinstance(spw, (list, tuple)) and not spw):
+        return []
+    if isinstance(spw, (int,)) and not isinstance(spw, bool):
+        return [int(spw)]
+    if isinstance(spw, str):
+        out = []
+        for p in spw.replace(" ", "").split(","):
+            if not p:
+                continue
+            if "~" in p:
+                a, b = p.split("~")
+                out += list(range(int(a), int(b) + 1))
+            else:
+                out.append(int(p))
+        return out
+    return [int(s) for s in spw]
+
+
+def field_list(field: Any) -> List[str]:
+    if not field:
+        return []
+    if isinstance(field, str):
+        return [f.strip() for f in field.split(",") if f.strip()]
+    return [str(f) for f in field]
+
+
+def str_dict(d: Any, what: str, as_float: bool = False) -> Dict[str, Any]:
+    """Normalize excludechan / bwthreshspw: keys to str, values checked."""
+    if not d:
+        return {}
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} must be a dict like {{'17': ...}}, not {d!r}")
+    out = {}
+    for k, v in d.items():
+        key = str(int(k)) if str(k).strip().lstrip("-").isdigit() else None
+        if key is None:
+            raise ValueError(f"{what} key {k!r} is not a spw id")
+        if as_float:
+            try:
+                out[key] = float(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"{what}['{key}']={v!r} is not a bandwidth in Hz") from None
+        else:
+            if not isinstance(v, str):
+                raise ValueError(f"{what}['{key}']={v!r} must be a string like '100~150'")
+            out[key] = v
+    return out
+
+
+def default_outdir(mslist: Sequence[str]) -> str:
+    if len(mslist) == 1:
+        return mslist[0].rstrip("/") + ".renorm"
+    return os.path.join(os.path.dirname(os.path.abspath(mslist[0])) or ".", "renorm")
+
+
+def caltable_name(vis: str, caltable: str, n_ms: int) -> str:
+    """``<vis>.renorm.tbl`` by default; with several MSs a given name gets
+    the MS name appended."""
+    if not caltable:
+        return vis.rstrip("/") + ".renorm.tbl"
+    if n_ms == 1:
+        return caltable
+    base = os.path.basename(vis.rstrip("/"))
+    root, ext = os.path.splitext(caltable)
+    return f"{root}_{base}{ext or '.tbl'}"

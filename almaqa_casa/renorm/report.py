@@ -1,0 +1,83 @@
+"""The self-contained HTML page of a qa_renormplots run (uses almaqa_casa.report)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import List
+
+from ..report.html import Raw, badge, esc, img, page, section, table, write_html
+
+
+def _thumb(path: str, alt: str, width: int = 320) -> str:
+    if not path or not os.path.exists(path):
+        return ""
+    return img(Path(path).read_bytes(), alt, width)
+
+
+def build_page(result: dict, outdir: str) -> str:
+    """HTML text: per MS the summary table (maximum per target/spw/field,
+    threshold decision, corrected or not) and the plots, embedded and linked."""
+    thr = result.get("threshold")
+    parts: List[str] = [
+        "<h1>Amplitude renormalization diagnostics</h1>",
+        f"<p>Scaling spectra from the autocorrelations (target / bandpass), ALMA pipeline "
+        f"heuristic; threshold <b>{esc(thr)}</b>. Rows above the threshold are marked; "
+        f"'corrected' means a correction table was written (apply=True).</p>"]
+    for ms in result.get("ms", []):
+        body = []
+        if ms.get("status") != "ok":
+            body.append(f"<p>{badge('failed', 'fail')} {esc(ms.get('error'))}</p>")
+        if ms.get("tdm_only"):
+            body.append("<p>No FDM science spectral windows: renormalization unnecessary.</p>")
+        rows = []
+        for t, spws in ms.get("targets", {}).items():
+            for s, r in spws.items():
+                rel = os.path.relpath(r["plot"], outdir) if r.get("plot") else ""
+                link = Raw(f'<a href="{esc(rel)}">{esc(os.path.basename(rel))}</a>') if rel else ""
+                state = (badge("above threshold", "warning") if r["exceeds"]
+                         else badge("below", "ok"))
+                corr = badge("corrected", "info") if r.get("corrected") else "no"
+                fields = ", ".join(f"{f}: {v:.5f}" for f, v in r.get("fields", {}).items())
+                warn = []
+                if r.get("atm_warning"):
+                    warn.append("ATM feature above threshold"
+                                + (" (auto-excluded)" if r.get("atm_auto_exclude") else ""))
+                if r.get("seg_change"):
+                    warn.append("segments changed between scans/fields")
+                if r.get("error"):
+                    warn.append(r["error"])
+                rows.append((t, s, Raw(f"<b>{r['max_rn']:.5f}</b>"), r.get("max_rn_field_name", ""),
+                             f"{r['peak_freq_ghz']:.5f}" if r.get("peak_freq_ghz") else "",
+                             Raw(state), Raw(corr), fields, "; ".join(warn), link))
+        body.append(table(["target", "spw", "max scaling", "field", "peak (GHz)", "threshold",
+                           "corrected", "max per field", "notes", "plot"], rows,
+                          col_classes=[None, "num", "num", None, "num", None, None, None, None,
+                                       "file"], empty="no spectral windows analysed"))
+        if ms.get("caltable"):
+            body.append(f"<p>Correction table: <code>{esc(ms['caltable'])}</code></p>")
+        figs = []
+        if ms.get("summary_plot"):
+            figs.append((ms["summary_plot"], "maximum scaling per spw and field"))
+        for t, spws in ms.get("targets", {}).items():
+            for s, r in spws.items():
+                if r.get("plot"):
+                    figs.append((r["plot"], f"{t} spw {s}"))
+        grid = []
+        for p, cap in figs:
+            rel = os.path.relpath(p, outdir)
+            th = _thumb(p, cap, 420)
+            if th:
+                grid.append(f'<figure><a href="{esc(rel)}">{th}</a>'
+                            f'<figcaption>{esc(cap)}</figcaption></figure>')
+        if grid:
+            body.append('<div class="grid">' + "\n".join(grid) + "</div>")
+        parts.append(section(os.path.basename(ms["vis"].rstrip("/")), "\n".join(body)))
+    css_extra = "figure { max-width: 440px; }"
+    from ..report.html import CSS
+    return page("qa_renormplots", "\n".join(parts), css=CSS + css_extra)
+
+
+def write_page(result: dict, outdir: str, name: str = "index.html") -> str:
+    path = os.path.join(outdir, name)
+    write_html(path, build_page(result, outdir))
+    return path

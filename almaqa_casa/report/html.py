@@ -1,0 +1,160 @@
+"""Self-contained HTML reports: inline CSS, images as data URIs, no network.
+
+Reports are opened from a laptop, an archive, or a mail attachment, so a page
+must work as a single file: no external stylesheets, scripts, fonts or image
+files.  The builders return strings; ``write_html`` writes atomically.
+"""
+from __future__ import annotations
+
+import base64
+import html as _html
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from ..atomic import atomic_output
+
+__all__ = [
+    "CSS", "esc", "page", "section", "table", "kv_table", "badge", "png_data_uri",
+    "img", "figure_png", "thumbnail_grid", "write_html", "summary_boxes",
+]
+
+CSS = """
+:root { --err:#b00020; --warn:#b26a00; --info:#1f5fa8; --ok:#2e7d32; --bg:#fafafa; --line:#ddd; }
+* { box-sizing: border-box; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 1.5em;
+       color: #222; background: #fff; line-height: 1.35; }
+h1 { font-size: 1.5em; margin: 0 0 .3em 0; } h2 { font-size: 1.2em; margin-top: 1.6em;
+       border-bottom: 1px solid var(--line); padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .5em 0 1em 0; font-size: .9em; }
+th, td { border: 1px solid var(--line); padding: .25em .5em; text-align: left; vertical-align: top; }
+th { background: var(--bg); } tr:nth-child(even) td { background: #fcfcfc; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+code, td.file { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .85em;
+       word-break: break-all; }
+.badge { display: inline-block; padding: 0 .5em; border-radius: .6em; color: #fff;
+       font-size: .8em; font-weight: 600; }
+.badge.error { background: var(--err); } .badge.warning { background: var(--warn); }
+.badge.info { background: var(--info); } .badge.ok, .badge.pass { background: var(--ok); }
+.badge.fail { background: var(--err); }
+.boxes { display: flex; gap: 1em; flex-wrap: wrap; margin: .5em 0 1em 0; }
+.box { border: 1px solid var(--line); border-radius: .4em; padding: .5em 1em; min-width: 7em;
+       background: var(--bg); } .box .n { font-size: 1.6em; font-weight: 700; }
+.box.error .n { color: var(--err); } .box.warning .n { color: var(--warn); }
+.box.info .n { color: var(--info); }
+.grid { display: flex; flex-wrap: wrap; gap: 1em; }
+figure { margin: 0; border: 1px solid var(--line); padding: .4em; background: #fff; max-width: 360px; }
+figure img { display: block; max-width: 100%; height: auto; }
+figcaption { font-size: .75em; word-break: break-all; margin-top: .3em; }
+.muted { color: #777; }
+"""
+
+
+def esc(value: Any) -> str:
+    """HTML-escape ``str(value)`` (None → empty)."""
+    return "" if value is None else _html.escape(str(value), quote=True)
+
+
+def page(title: str, body: str, css: str = CSS, lang: str = "en") -> str:
+    """A complete HTML5 document with inline CSS."""
+    return (
+        f"<!DOCTYPE html>\n<html lang=\"{esc(lang)}\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{esc(title)}</title>\n<style>{css}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def section(title: str, content: str, anchor: Optional[str] = None) -> str:
+    ident = f' id="{esc(anchor)}"' if anchor else ""
+    return f"<section{ident}>\n<h2>{esc(title)}</h2>\n{content}\n</section>\n"
+
+
+def badge(label: str, cls: Optional[str] = None) -> str:
+    """A coloured label (classes: error, warning, info, ok, pass, fail)."""
+    return f'<span class="badge {esc(cls or label)}">{esc(label)}</span>'
+
+
+def _cell(value: Any) -> str:
+    """Cell content: strings are escaped; ``Raw`` values are inserted as HTML."""
+    if isinstance(value, Raw):
+        return str(value)
+    if isinstance(value, float):
+        return esc(f"{value:.4g}")
+    return esc(value)
+
+
+class Raw(str):
+    """A string that is already HTML (inserted without escaping)."""
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
+          col_classes: Optional[Sequence[Optional[str]]] = None, empty: str = "none") -> str:
+    """An HTML table; cells are escaped unless wrapped in ``Raw``."""
+    rows = list(rows)
+    if not rows:
+        return f'<p class="muted">{esc(empty)}</p>'
+    cls = list(col_classes or [None] * len(headers))
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = []
+    for r in rows:
+        cells = "".join(
+            f'<td{f" class={chr(34)}{esc(c)}{chr(34)}" if c else ""}>{_cell(v)}</td>'
+            for v, c in zip(r, cls + [None] * (len(r) - len(cls))))
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody>\n</table>\n"
+
+
+def kv_table(items: Mapping[str, Any]) -> str:
+    """A two-column key/value table."""
+    return table(["item", "value"], [(k, v) for k, v in items.items()])
+
+
+def summary_boxes(counts: Mapping[str, int]) -> str:
+    """Big-number boxes, e.g. {'error': 0, 'warning': 2, 'info': 7}."""
+    out = ['<div class="boxes">']
+    for k, v in counts.items():
+        out.append(f'<div class="box {esc(k)}"><div class="n">{esc(v)}</div><div>{esc(k)}</div></div>')
+    out.append("</div>")
+    return "\n".join(out)
+
+
+def png_data_uri(png: bytes) -> str:
+    """``data:image/png;base64,...`` for embedding PNG bytes."""
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("not PNG data (missing PNG signature)")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def img(png: bytes, alt: str, width: Optional[int] = None) -> str:
+    """An <img> element with the PNG embedded."""
+    w = f' width="{int(width)}"' if width else ""
+    return f'<img src="{png_data_uri(png)}" alt="{esc(alt)}"{w}>'
+
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def thumbnail_grid(items: Iterable[tuple[bytes, str]], width: Optional[int] = None) -> str:
+    """Figures (PNG bytes, caption) in a wrapping grid."""
+    figs = [f"<figure>{img(png, caption, width)}<figcaption>{esc(caption)}</figcaption></figure>"
+            for png, caption in items]
+    if not figs:
+        return '<p class="muted">no images</p>'
+    return '<div class="grid">\n' + "\n".join(figs) + "\n</div>\n"
+
+
+def write_html(path: str | os.PathLike, document: str, overwrite: bool = True) -> Path:
+    """Write an HTML document atomically (UTF-8)."""
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        Path(tmp).write_text(document, encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,307 @@
+"""The CASA calls of a pipeline-path restore (I/O; the decisions are in plan/calapply).
+
+Each function writes to the path it is given (the executor hands temporary
+names and renames them when the step completes) and never touches the
+delivery's own folders.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..delivery.archive import extract
+from ..delivery.calapply import (CalApplication, CalApplyError, casa_intents,
+                                 drop_full_antenna_selection, rebase_tables, restrict_intents,
+                                 to_callib)
+from ..delivery.contdat import ContDat
+
+__all__ = ["ASIS", "import_asdm", "restore_flags", "extract_caltables", "apply_calibration",
+           "write_callib", "science_spws", "split_ms", "contsub_spec", "contsub",
+           "copy_asdm_xml", "state_obsmodes", "RestoreStepError"]
+
+#: hifa_restoredata's asis list (restore.md §4.2).
+ASIS = "SBSummary ExecBlock Antenna Annotation Station Receiver Source CalAtmosphere CalWVR CalPointing"
+
+
+class RestoreStepError(RuntimeError):
+    """A restore step failed; the message names the EB, the file and the cause."""
+
+
+def _log(msg: str, level: str = "INFO") -> None:
+    from casatasks import casalog
+    casalog.post(msg, level, "qa_restore")
+
+
+def import_asdm(asdm: str, vis: str, lazy: bool = True) -> dict:
+    """importasdm with the pipeline's options; lazy first, non-lazy on failure.
+
+    Returns ``{'lazy': bool, 'fallback_reason': str}``.
+    """
+    from casatasks import importasdm
+    kw = dict(asdm=asdm, vis=vis, ocorr_mode="ca", bdfflags=True, asis=ASIS,
+              process_caldevice=False, savecmds=False, overwrite=False,
+              with_pointing_correction=True, process_pointing=True, createmms=False)
+    reason = ""
+    if lazy:
+        try:
+            importasdm(lazy=True, **kw)
+            if _nrows(vis) > 0 and _lazy_readable(vis):
+                return {"lazy": True, "fallback_reason": ""}
+            reason = "lazy import gave an unreadable MS"
+        except Exception as exc:  # importasdm raises on failure
+            reason = f"lazy import failed: {exc}"
+        _log(f"{os.path.basename(asdm)}: {reason}; importing again with lazy=False", "WARN")
+        for p in (vis, vis + ".flagversions"):
+            if os.path.exists(p):
+                shutil.rmtree(p)
+    importasdm(lazy=False, **kw)
+    if not os.path.isdir(vis):
+        raise RestoreStepError(f"importasdm of {asdm} wrote no MeasurementSet")
+    return {"lazy": False, "fallback_reason": reason}
+
+
+def _nrows(vis: str) -> int:
+    from casatools import table
+    tb = table()
+    tb.open(vis)
+    try:
+        return tb.nrows()
+    finally:
+        tb.close()
+
+
+def _lazy_readable(vis: str) -> bool:
+    from casatools import table
+    tb = table()
+    tb.open(vis)
+    try:
+        d = tb.getcol("DATA", 0, 1) if "DATA" in tb.colnames() else None
+        return d is not None and np.isfinite(d).all()
+    except Exception:
+        return False
+    finally:
+        tb.close()
+
+
+def copy_asdm_xml(asdm: str, vis: str) -> None:
+    """As the pipeline: Source/SpectralWindow/DataDescription.xml into the MS folder."""
+    for name in ("Source.xml", "SpectralWindow.xml", "DataDescription.xml"):
+        src = os.path.join(asdm, name)
+        if os.path.isfile(src):
+            shutil.copyfile(src, os.path.join(vis, name))
+
+
+def restore_flags(vis: str, flagversions_tgz: str, version: str = "Pipeline_Final") -> None:
+    """Replace ``<vis>.flagversions`` by the delivered one and restore ``version``."""
+    from casatasks import flagmanager
+    from casatools import table
+    fv = vis + ".flagversions"
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(vis), prefix=".fv-") as tmp:
+        extract(flagversions_tgz, tmp)
+        found = [p for p in Path(tmp).iterdir() if p.name.endswith(".flagversions")]
+        if len(found) != 1:
+            raise RestoreStepError(f"{flagversions_tgz}: expected one <ms>.flagversions folder, "
+                                   f"found {[p.name for p in Path(tmp).iterdir()]}")
+        if not (found[0] / f"flags.{version}").is_dir():
+            raise RestoreStepError(f"{flagversions_tgz}: no flag version {version!r}")
+        tb = table()
+        tb.open(str(found[0] / f"flags.{version}"))
+        nflag = tb.nrows()
+        tb.close()
+        nrows = _nrows(vis)
+        if nflag != nrows:
+            raise RestoreStepError(
+                f"{flagversions_tgz}: flag version {version} has {nflag} rows but the imported "
+                f"MS has {nrows}; flag versions are indexed to the rows of the full import")
+        if os.path.exists(fv):
+            shutil.rmtree(fv)
+        os.replace(found[0], fv)
+    flagmanager(vis=vis, mode="restore", versionname=version, merge="replace")
+
+
+def extract_caltables(tgz: str, tables: Sequence[str], dest: str) -> list[str]:
+    """Extract the named caltables (and nothing else) from a session tarball."""
+    wanted = set(tables)
+    got = extract(tgz, dest, select=lambda n: n.split("/", 1)[0] in wanted)
+    have = {p.name for p in got}
+    missing = sorted(wanted - have)
+    if missing:
+        raise RestoreStepError(f"{tgz}: caltable(s) named in calapply.txt not found in the "
+                               f"tarball: {', '.join(missing)}")
+    return [os.path.join(dest, t) for t in tables]
+
+
+def state_obsmodes(vis: str) -> list[str]:
+    """OBS_MODE entries of the MS's STATE table."""
+    from casatools import table
+    tb = table()
+    tb.open(os.path.join(vis, "STATE"))
+    try:
+        return list(tb.getcol("OBS_MODE")) if tb.nrows() else []
+    finally:
+        tb.close()
+
+
+def _selected(apps: Sequence[CalApplication], vis: str) -> list[tuple[CalApplication, str]]:
+    modes = state_obsmodes(vis)
+    out = []
+    for a in apps:
+        intents = casa_intents(restrict_intents(a.intent), modes)
+        if intents is None:
+            continue
+        out.append((a, intents))
+    return out
+
+
+def _check_tables(apps: Sequence[CalApplication]) -> None:
+    for a in apps:
+        for t in a.gaintable:
+            if not os.path.isdir(t):
+                raise RestoreStepError(f"caltable {t} (from {a.source}) does not exist")
+
+
+def apply_calibration(vis: str, apps: Sequence[CalApplication], table_dir: str) -> int:
+    """applycal per calapply line (calflagstrict, pipeline intents).  Returns the count."""
+    from casatasks import applycal
+    apps = rebase_tables(apps, table_dir, vis)
+    _check_tables(apps)
+    n = 0
+    for a, intents in _selected(apps, vis):
+        applycal(vis=vis, intent=intents, applymode="calflagstrict", flagbackup=False,
+                 parang=any(".hifa_polcal." in t for t in a.gaintable), **a.applycal_kwargs())
+        n += 1
+    return n
+
+
+def write_callib(vis: str, apps: Sequence[CalApplication], table_dir: str, path: str) -> str:
+    """Write the cal library equivalent of the calapply lines for ``vis``."""
+    apps = drop_full_antenna_selection(rebase_tables(apps, table_dir, vis), n_antennas(vis))
+    _check_tables(apps)
+    modes = state_obsmodes(vis)
+    intent_of = {a.intent: casa_intents(restrict_intents(a.intent), modes) for a in apps}
+    text = to_callib(apps, intent_of)
+    Path(path).write_text(text)
+    return path
+
+
+def n_antennas(vis: str) -> int:
+    from casatools import table
+    tb = table()
+    tb.open(os.path.join(vis, "ANTENNA"))
+    try:
+        return tb.nrows()
+    finally:
+        tb.close()
+
+
+def callib_possible(apps: Sequence[CalApplication]) -> bool:
+    """True when every line can be written to a CASA cal library."""
+    try:
+        to_callib(rebase_tables(apps, "/x", "v"), {a.intent: "" for a in apps})
+        return True
+    except CalApplyError:
+        return False
+
+
+def science_spws(vis: str) -> list[int]:
+    """scriptForPI: spws of OBSERVE_TARGET* with more than 4 channels."""
+    from casatools import msmetadata
+    md = msmetadata()
+    md.open(vis)
+    try:
+        try:
+            spws = md.spwsforintent("OBSERVE_TARGET*")
+        except Exception:
+            spws = []
+        return sorted(int(s) for s in spws if md.nchan(int(s)) > 4)
+    finally:
+        md.close()
+
+
+def split_ms(vis: str, outputvis: str, spw: Sequence[int], callib: str = "",
+             intent: str = "", reindex: bool = False) -> None:
+    """mstransform of the calibrated data (CORRECTED, or DATA with a cal library)."""
+    from casatasks import mstransform
+    if not spw:
+        raise RestoreStepError(f"{vis}: no science spectral window (OBSERVE_TARGET, > 4 channels)")
+    kw = dict(vis=vis, outputvis=outputvis, spw=",".join(str(s) for s in spw),
+              datacolumn="corrected", keepflags=True, reindex=reindex, intent=intent)
+    if callib:
+        kw.update(docallib=True, callib=callib)
+    mstransform(**kw)
+    if not os.path.isdir(outputvis):
+        raise RestoreStepError(f"mstransform wrote no {outputvis}")
+
+
+def contsub_spec(vis: str, cont: ContDat, fitorder: int = 1) -> tuple[dict, list[str]]:
+    """uvcontsub ``fitspec`` from cont.dat ranges (converted to channels of ``vis``).
+
+    Ranges in LSRK (or another frame) are mapped to channels with
+    ``ms.cvelfreqs`` per field; a spw marked ``NONE`` is not fitted, ``ALL``
+    fits every channel.  Returns (fitspec, warnings).
+    """
+    from casatools import ms as mstool
+    from casatools import msmetadata
+    md = msmetadata()
+    md.open(vis)
+    try:
+        fields = {int(f): md.namesforfields(int(f))[0] for f in md.fieldsforintent("OBSERVE_TARGET*")}
+        spws = [int(s) for s in md.spwsforintent("OBSERVE_TARGET*") if md.nchan(int(s)) > 4]
+        topo = {s: np.asarray(md.chanfreqs(s)) for s in spws}
+    finally:
+        md.close()
+    warnings = []
+    spec: dict = {}
+    m = mstool()
+    m.open(vis)
+    try:
+        for fid, fname in fields.items():
+            ranges = cont.for_field(fname)
+            if not ranges:
+                warnings.append(f"{fname}: no continuum ranges in cont.dat; not subtracted")
+                spec[str(fid)] = "NONE"
+                continue
+            fs: dict = {}
+            for s in spws:
+                r = ranges.get(s)
+                if r is None or r.keyword == "NONE" or (not r.ranges and r.keyword != "ALL"):
+                    continue
+                if r.keyword == "ALL":
+                    fs[str(s)] = {"chan": "", "fitorder": fitorder}
+                    continue
+                if r.frame == "TOPO":
+                    freqs = topo[s]
+                else:
+                    freqs = np.asarray(m.cvelfreqs(spwids=[s], fieldids=[fid], mode="channel",
+                                                   outframe=r.frame if r.frame != "SOURCE" else "LSRK"))
+                    if freqs.size != topo[s].size:
+                        freqs = topo[s]
+                sel = np.zeros(freqs.size, bool)
+                for lo, hi in r.ranges:
+                    sel |= (freqs >= lo) & (freqs <= hi)
+                idx = np.flatnonzero(sel)
+                if idx.size == 0:
+                    warnings.append(f"{fname} spw {s}: cont.dat ranges select no channel")
+                    continue
+                runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+                chans = ";".join(f"{a[0]}~{a[-1]}" for a in runs)
+                fs[str(s)] = {"chan": chans, "fitorder": fitorder}
+            spec[str(fid)] = fs if fs else "NONE"
+    finally:
+        m.close()
+    return spec, warnings
+
+
+def contsub(vis: str, outputvis: str, fitspec: dict, fitorder: int = 1) -> None:
+    """uvcontsub (CASA >= 6.5) writing the continuum-subtracted line MS."""
+    from casatasks import uvcontsub
+    uvcontsub(vis=vis, outputvis=outputvis, fitspec=fitspec, fitorder=fitorder,
+              datacolumn="data", fitmethod="gsl")
+    if not os.path.isdir(outputvis):
+        raise RestoreStepError(f"uvcontsub wrote no {outputvis}")

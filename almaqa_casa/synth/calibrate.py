@@ -1,0 +1,150 @@
+"""Pipeline-style flagging and calibration solves on an imported EB, and the
+``calapply.txt`` lines that apply them."""
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Dict, List
+
+from . import spec as S
+from ._casa import casatasks
+
+#: Where the (fictitious) pipeline ran; calapply paths point here, as real
+#: ones point at the pipeline's working folder.
+PIPELINE_WORKDIR = "/lustre/alma/pipeline/{mous}/working/"
+
+SPW_LIST = ",".join(str(i) for i in range(len(S.SPWS)))
+SPW_TOKEN = "spw" + "_".join(str(i) for i in range(len(S.SPWS)))
+
+
+def caltable_names(uid: str, spec: S.SynthSpec) -> Dict[str, str]:
+    """Pipeline-style caltable names of one EB (basename only)."""
+    names = {
+        "bcal": f"{uid}.ms.hifa_bandpass.s9_5.{SPW_TOKEN}.channel.solintinf.bcal.tbl",
+        "gpcal_int": f"{uid}.ms.hifa_timegaincal.s14_1.{SPW_TOKEN}.solintint.gpcal.tbl",
+        "gpcal_inf": f"{uid}.ms.hifa_timegaincal.s14_3.{SPW_TOKEN}.solintinf.gpcal.tbl",
+        "gacal": f"{uid}.ms.hifa_timegaincal.s14_5.{SPW_TOKEN}.solintinf.gacal.tbl",
+    }
+    if spec.polarization:
+        names["polcal"] = f"{uid}.ms.hifa_polcal.s15_4.{SPW_TOKEN}.Df.polcal.tbl"
+    return names
+
+
+def flag_commands(info: Dict) -> List[str]:
+    """The flags the pipeline "found": autocorrelations, the TDM edges and a
+    bad antenna in one target scan."""
+    tdm = [i for i, s in enumerate(S.SPWS) if s.kind == "TDM"][0]
+    n = S.SPWS[tdm].nchan
+    return [
+        "mode='manual' autocorr=True reason='QA0:autocorr'",
+        f"mode='manual' spw='{tdm}:0~3;{n - 4}~{n - 1}' reason='edgespw'",
+        f"mode='manual' antenna='{info['bad']['antenna']}' scan='{info['bad']['scan']}' reason='hifa_flagdata:bad_antenna'",
+    ]
+
+
+def apply_flags(vis: str, info: Dict) -> None:
+    tdm = [i for i, s in enumerate(S.SPWS) if s.kind == "TDM"][0]
+    n = S.SPWS[tdm].nchan
+    casatasks.flagdata(vis=vis, mode="manual", autocorr=True, flagbackup=False)
+    casatasks.flagdata(vis=vis, mode="manual", spw=f"{tdm}:0~3;{n - 4}~{n - 1}", flagbackup=False)
+    casatasks.flagdata(vis=vis, mode="manual", antenna=info["bad"]["antenna"],
+                       scan=str(info["bad"]["scan"]), flagbackup=False)
+
+
+def setjy_calibrators(vis: str, spec: S.SynthSpec) -> None:
+    for src in spec.sources:
+        if src.role not in ("bp", "ph", "pol"):
+            continue
+        i = src.flux_jy
+        import numpy as np
+        chi = np.deg2rad(src.pol_angle_deg)
+        q = src.pol_frac * i * np.cos(2 * chi)
+        u = src.pol_frac * i * np.sin(2 * chi)
+        casatasks.setjy(vis=vis, field=src.name, standard="manual", fluxdensity=[i, q, u, 0.0],
+                        spix=[src.spix], reffreq=f"{S.REF_FREQ_HZ / 1e9}GHz", usescratch=False)
+
+
+def solve(vis: str, outdir: str, uid: str, spec: S.SynthSpec) -> Dict[str, str]:
+    """Solve the pipeline's tables into ``outdir``; returns name -> path."""
+    names = caltable_names(uid, spec)
+    paths = {k: os.path.join(outdir, v) for k, v in names.items()}
+    for p in paths.values():
+        if os.path.exists(p):
+            shutil.rmtree(p)
+    bp, ph = S.BANDPASS.name, S.PHASE.name
+    cals = [bp, ph] + ([S.POLCAL.name] if spec.polarization else [])
+    setjy_calibrators(vis, spec)
+    pre = os.path.join(outdir, f"{uid}.ms.hifa_bandpass.s9_3.{SPW_TOKEN}.channel.solintint.gpcal.tbl")
+    casatasks.gaincal(vis=vis, caltable=pre, field=bp, intent="CALIBRATE_BANDPASS#ON_SOURCE",
+                      solint="int", calmode="p", refant=S.REFANT, minsnr=2.0)
+    casatasks.bandpass(vis=vis, caltable=paths["bcal"], field=bp, solint="inf", combine="scan",
+                       bandtype="B", solnorm=True, refant=S.REFANT, minsnr=2.0, gaintable=[pre])
+    casatasks.gaincal(vis=vis, caltable=paths["gpcal_int"], field=",".join(cals), solint="int",
+                      calmode="p", refant=S.REFANT, minsnr=2.0, gaintable=[paths["bcal"]])
+    casatasks.gaincal(vis=vis, caltable=paths["gpcal_inf"], field=ph, solint="inf",
+                      calmode="p", refant=S.REFANT, minsnr=2.0, gaintable=[paths["bcal"]])
+    casatasks.gaincal(vis=vis, caltable=paths["gacal"], field=",".join([bp, ph]), solint="inf",
+                      calmode="a", gaintype="G", refant=S.REFANT, minsnr=2.0,
+                      gaintable=[paths["bcal"], paths["gpcal_int"]], interp=["linear,linear", "linear"])
+    shutil.rmtree(pre, ignore_errors=True)
+    for k, p in paths.items():
+        if k != "polcal" and not os.path.isdir(p):
+            raise RuntimeError(f"calibration solve did not write {p}")
+    return paths
+
+
+def calapply_entries(uid: str, spec: S.SynthSpec, tables: Dict[str, str], vis: str) -> List[Dict]:
+    """One applycal selection per calibrator group, as the pipeline exports."""
+    bp, ph, chk, tgt = S.BANDPASS.name, S.PHASE.name, S.CHECK.name, spec.target.name
+    nant = spec.nant
+    ant = f"0~{nant - 1}"
+    t = tables
+    extra_t, extra_f, extra_i, extra_w = [], [], [], []
+    if "polcal" in t:
+        extra_t, extra_f, extra_i, extra_w = [t["polcal"]], [""], ["nearest"], [False]
+    e = []
+
+    def add(field, intent, gt, gf, interp, calwt):
+        e.append({"vis": vis, "field": field, "intent": intent, "spw": SPW_LIST, "antenna": ant,
+                  "gaintable": gt + extra_t, "gainfield": gf + extra_f,
+                  "spwmap": [[] for _ in gt + extra_t], "interp": interp + extra_i,
+                  "calwt": calwt + extra_w})
+
+    add(bp, "AMPLITUDE,BANDPASS", [t["bcal"], t["gpcal_int"], t["gacal"]], ["", bp, bp],
+        ["linear,linear", "linear", "linear"], [False, False, True])
+    add(ph, "PHASE", [t["bcal"], t["gpcal_int"], t["gacal"]], ["", ph, ph],
+        ["linear,linear", "linear", "linear"], [False, False, True])
+    if spec.polarization:
+        add(S.POLCAL.name, "POLARIZATION", [t["bcal"], t["gpcal_int"], t["gacal"]],
+            ["", S.POLCAL.name, ph], ["linear,linear", "linear", "linear"], [False, False, True])
+    add(f"{chk},{tgt}", "CHECK,TARGET", [t["bcal"], t["gpcal_inf"], t["gacal"]], ["", ph, ph],
+        ["linear,linear", "linear", "linear"], [False, False, True])
+    return e
+
+
+def format_calapply(vis_name: str, entries: List[Dict]) -> str:
+    """The exact text of ``<vis>.calapply.txt``."""
+    lines = [f"# Apply file for {vis_name}"]
+    for d in entries:
+        lines.append(
+            "applycal(vis=%r, field=%r, intent=%r, spw=%r, antenna=%r, gaintable=%r, "
+            "gainfield=%r, spwmap=%r, interp=%r, calwt=%r)" % (
+                d["vis"], d["field"], d["intent"], d["spw"], d["antenna"], d["gaintable"],
+                d["gainfield"], d["spwmap"], d["interp"], d["calwt"]))
+    return "\n".join(lines) + "\n"
+
+
+_PL_TO_CASA = {"AMPLITUDE": "CALIBRATE_FLUX#ON_SOURCE", "BANDPASS": "CALIBRATE_BANDPASS#ON_SOURCE",
+               "PHASE": "CALIBRATE_PHASE#ON_SOURCE", "CHECK": "OBSERVE_CHECK_SOURCE#ON_SOURCE",
+               "TARGET": "OBSERVE_TARGET#ON_SOURCE",
+               "POLARIZATION": "CALIBRATE_POLARIZATION#ON_SOURCE"}
+
+
+def apply(vis: str, entries: List[Dict], parang: bool = False) -> None:
+    """applycal each entry on ``vis`` (paths in ``entries`` must exist)."""
+    for d in entries:
+        intent = ",".join(_PL_TO_CASA[i] for i in d["intent"].split(","))
+        casatasks.applycal(vis=vis, field=d["field"], intent=intent, spw=d["spw"],
+                           antenna=d["antenna"], gaintable=d["gaintable"], gainfield=d["gainfield"],
+                           spwmap=d["spwmap"], interp=d["interp"], calwt=d["calwt"],
+                           parang=parang, applymode="calflagstrict", flagbackup=False)

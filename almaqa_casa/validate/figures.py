@@ -1,0 +1,327 @@
+"""Image figures: beam, peak, rms and dynamic range, plus a thumbnail per image.
+
+The observatory measures noise in the primary-beam *uncorrected* image
+(seed §4.3), so the uncorrected image is recovered from ``pbcor`` and ``pb``
+with the shared CASA helper (``impbcor`` mode ``'m'``,
+:func:`almaqa_casa.images.pbcor.recover_uncorrected`); the rms is the robust
+(1.4826 × MAD) scatter of its finite pixels outside the clean mask, per
+plane, with the median over channels reported for cubes.  The peak is the
+maximum of the pbcor image; the dynamic range is the uncorrected peak over
+the rms.  Reading is one plane at a time (bounded memory).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+__all__ = ["robust_rms", "outside_mask_rms", "requirement", "parse_quantity", "ImageFigures",
+           "measure", "thumbnail_png", "RES_TOLERANCE", "SENS_TOLERANCE"]
+
+#: Default tolerances for requirement checks (fractions of the requested value).
+RES_TOLERANCE = 0.1
+SENS_TOLERANCE = 0.1
+_MAD = 1.482602218505602
+
+
+def robust_rms(values: np.ndarray) -> float:
+    """1.4826 × median absolute deviation about the median (NaN if no values)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        return math.nan
+    med = np.median(v)
+    return float(_MAD * np.median(np.abs(v - med)))
+
+
+def outside_mask_rms(plane: np.ndarray, mask: Optional[np.ndarray]) -> tuple[float, int]:
+    """Robust rms of finite pixels where the clean mask is 0 (all finite pixels without a mask)."""
+    good = np.isfinite(plane)
+    if mask is not None:
+        m = np.asarray(mask)
+        good &= ~(np.nan_to_num(m, nan=0.0) > 0)
+    n = int(good.sum())
+    return (robust_rms(plane[good]) if n else math.nan), n
+
+
+def requirement(value: Optional[float], required: Optional[float], tolerance: float,
+                what: str) -> Optional[dict]:
+    """Pass if ``value <= required × (1 + tolerance)``; None when either is missing."""
+    if value is None or required is None or not math.isfinite(value) or required <= 0:
+        return None
+    limit = required * (1.0 + tolerance)
+    return {"what": what, "value": value, "required": required, "tolerance": tolerance,
+            "limit": limit, "pass": bool(value <= limit)}
+
+
+def parse_quantity(text: str, unit: str) -> Optional[float]:
+    """Value of a CASA quantity string in ``unit`` (e.g. '0.5arcsec' → arcsec); None if empty.
+
+    Raises ValueError naming the text when it is not a quantity in that unit.
+    """
+    if text is None or not str(text).strip():
+        return None
+    from casatools import quanta
+    qa = quanta()
+    try:
+        q = qa.quantity(str(text).strip())
+        if not qa.compare(q, qa.quantity(1.0, unit)):
+            raise ValueError(f"'{text}' is not convertible to {unit}")
+        return float(qa.convert(q, unit)["value"])
+    except ValueError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"'{text}' is not a quantity in {unit} ({exc})") from exc
+
+
+@dataclass
+class ImageFigures:
+    """Figures of one image product."""
+
+    file: str
+    bmaj: Optional[float] = None       #: arcsec
+    bmin: Optional[float] = None       #: arcsec
+    bpa: Optional[float] = None        #: deg
+    nbeams: int = 0
+    unit: Optional[str] = None
+    peak: Optional[float] = None       #: max of the pbcor image
+    peak_uncorrected: Optional[float] = None
+    rms: Optional[float] = None        #: outside mask, uncorrected image (median over channels)
+    rms_min: Optional[float] = None
+    rms_max: Optional[float] = None
+    rms_per_stokes: dict = field(default_factory=dict)
+    dynamic_range: Optional[float] = None
+    nchan: int = 1
+    method: str = ""                   #: 'impbcor-m' or 'direct'
+    mask_used: bool = False
+    npix_rms: int = 0
+    checks: list = field(default_factory=list)
+    error: Optional[str] = None
+    thumb: Optional[np.ndarray] = field(default=None, repr=False)
+    cdelt_arcsec: Optional[float] = None
+
+    def as_dict(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "thumb"}
+        return d
+
+
+def _axes_from_header(h) -> tuple[list[str], tuple[int, ...]]:
+    n = int(h.get("NAXIS", 0))
+    return ([str(h.get(f"CTYPE{i}", "")).upper() for i in range(1, n + 1)],
+            tuple(int(h.get(f"NAXIS{i}", 1)) for i in range(1, n + 1)))
+
+
+def _plane_index(ctypes: list[str], shape: tuple[int, ...], chan: int, stokes: int) -> tuple:
+    """Numpy index (slowest axis first) of one sky plane in an N-D FITS array."""
+    idx = []
+    for i in range(len(shape) - 1, 1, -1):
+        c = ctypes[i]
+        if c.startswith("STOKES"):
+            idx.append(min(stokes, shape[i] - 1))
+        elif c.startswith(("FREQ", "VRAD", "VOPT", "VELO", "FELO", "WAVE")):
+            idx.append(min(chan, shape[i] - 1))
+        else:
+            idx.append(0)
+    return tuple(idx)
+
+
+def _counts(ctypes: list[str], shape: tuple[int, ...]) -> tuple[int, int]:
+    nchan = nstok = 1
+    for c, n in zip(ctypes[2:], shape[2:]):
+        if c.startswith("STOKES"):
+            nstok = n
+        elif c.startswith(("FREQ", "VRAD", "VOPT", "VELO", "FELO", "WAVE")):
+            nchan = n
+    return nchan, nstok
+
+
+def measure(image: str, pb: Optional[str], mask: Optional[str], workdir: str,
+            display: str = "", stokes_measured: int = 0, recovery: str = "impbcor") -> ImageFigures:
+    """Figures for one (pbcor) FITS image on disk; ``pb``/``mask`` optional FITS(.gz) paths.
+
+    ``recovery``: ``'impbcor'`` (default: the shared CASA helper, impbcor mode
+    'm') or ``'numpy'`` (pbcor × pb plane by plane, the same arithmetic
+    without CASA; used by the benchmark and as a cross-check).  Without a pb
+    the statistics are taken on the image itself (``method='direct'``).
+    Never raises: problems go to ``ImageFigures.error``.
+    """
+    import contextlib
+
+    from astropy.io import fits
+
+    from ..images.fitsio import casa_readable
+    from ..images.pbcor import recover_uncorrected
+    from .fitscheck import beam_from_header
+
+    if recovery not in ("impbcor", "numpy"):
+        raise ValueError(f"recovery must be 'impbcor' or 'numpy', not {recovery!r}")
+    fig = ImageFigures(file=display or image)
+    try:
+        with contextlib.ExitStack() as stack:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                hdul = stack.enter_context(fits.open(image, memmap=True))
+            h = hdul[0].header
+            beams = hdul["BEAMS"].data if "BEAMS" in hdul else None
+            beam, fig.nbeams = beam_from_header(h, beams)
+            if beam:
+                fig.bmaj, fig.bmin, fig.bpa = beam["bmaj"], beam["bmin"], beam["bpa"]
+            fig.unit = (str(h.get("BUNIT", "")).strip() or None)
+            fig.cdelt_arcsec = abs(float(h["CDELT2"])) * 3600.0 if "CDELT2" in h else None
+            ctypes, shape = _axes_from_header(h)
+            nchan, nstok = _counts(ctypes, shape)
+            fig.nchan = nchan
+            unc_plane = None
+            if pb is not None and recovery == "impbcor":
+                unc = str(Path(workdir) / "uncorrected.im")
+                recover_uncorrected(image, pb, unc, overwrite=True, workdir=workdir)
+                from casatools import image as iatool
+                ia = iatool()
+                ia.open(unc)
+                stack.callback(ia.done)
+                unc_plane = _casa_planes(ia, ctypes, shape)
+                fig.method = "impbcor-m"
+            elif pb is not None:
+                pb_path = stack.enter_context(casa_readable(pb, workdir))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    pbh = stack.enter_context(fits.open(pb_path, memmap=True))
+                unc_plane = _product_planes(pbh[0])
+                fig.method = "numpy-pbcor*pb"
+            else:
+                fig.method = "direct"
+            mask_hdu = None
+            if mask is not None:
+                mask_path = stack.enter_context(casa_readable(mask, workdir))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    mask_hdu = stack.enter_context(fits.open(mask_path, memmap=True))[0]
+                fig.mask_used = True
+            fig_stats(fig, hdul[0], ctypes, shape, nchan, nstok, unc_plane, mask_hdu,
+                      stokes_measured)
+    except Exception as exc:  # any failure becomes a finding upstream
+        fig.error = f"{type(exc).__name__}: {exc}"
+    return fig
+
+
+def _casa_planes(ia, ctypes, shape):
+    """plane(c, s, pbcor_plane) reading the uncorrected CASA image (FITS axis order)."""
+    ndim = len(shape)
+
+    def plane(c: int, s: int, _pbcor: np.ndarray) -> np.ndarray:
+        blc = [0] * ndim
+        trc = [n - 1 for n in shape]
+        for i, ct in enumerate(ctypes[2:], start=2):
+            v = s if ct.startswith("STOKES") else c if ct.startswith(_SPECTRAL) else 0
+            blc[i] = trc[i] = min(v, shape[i] - 1)
+        chunk = ia.getchunk(blc=blc, trc=trc, dropdeg=True, getmask=False)
+        # masked pixels are NaN in the exported inputs, so NaN marks them here too
+        return np.asarray(chunk, dtype=np.float64).reshape(shape[0], shape[1]).T
+    return plane
+
+
+def _product_planes(pb_hdu):
+    """plane(c, s, pbcor_plane) = pbcor_plane × pb plane (degenerate pb axes broadcast)."""
+    pctypes, pshape = _axes_from_header(pb_hdu.header)
+    sec = pb_hdu.section
+    cache: dict = {}
+
+    def plane(c: int, s: int, pbcor: np.ndarray) -> np.ndarray:
+        idx = _plane_index(pctypes, pshape, c, s)
+        if idx not in cache:
+            cache.clear()
+            cache[idx] = np.asarray(sec[idx] if idx else sec[...], dtype=np.float64)
+        pbp = cache[idx]
+        if pbp.shape != pbcor.shape:
+            raise ValueError(f"primary-beam plane {pbp.shape} differs from image plane {pbcor.shape}")
+        return pbcor * pbp
+    return plane
+
+
+_SPECTRAL = ("FREQ", "VRAD", "VOPT", "VELO", "FELO", "WAVE")
+
+
+def fig_stats(fig: ImageFigures, hdu, ctypes, shape, nchan, nstok, unc_plane, mask_hdu,
+              stokes_measured: int) -> None:
+    """Fill peak/rms/DR and the thumbnail plane from the planes (reads plane by plane)."""
+    sec = hdu.section
+    mctypes, mshape = (_axes_from_header(mask_hdu.header) if mask_hdu is not None else (None, None))
+    rms_by_stokes: dict[int, list[float]] = {}
+    peaks, peaks_unc = [], []
+    thumb = None
+    npix = 0
+    for s in range(nstok):
+        for c in range(nchan):
+            idx = _plane_index(ctypes, shape, c, s)
+            plane = np.asarray(sec[idx] if idx else sec[...], dtype=np.float64)
+            unc = unc_plane(c, s, plane) if unc_plane is not None else plane
+            mplane = None
+            if mask_hdu is not None:
+                midx = _plane_index(mctypes, mshape, c, s)
+                mplane = np.asarray(mask_hdu.section[midx] if midx else mask_hdu.section[...])
+                if mplane.shape != plane.shape:
+                    raise ValueError(f"mask plane shape {mplane.shape} differs from image plane "
+                                     f"{plane.shape}")
+            rms, n = outside_mask_rms(unc, mplane)
+            rms_by_stokes.setdefault(s, []).append(rms)
+            if s == stokes_measured:
+                npix += n
+                finite = np.isfinite(plane)
+                if finite.any():
+                    peaks.append(float(np.nanmax(plane)))
+                    thumb = plane.copy() if thumb is None else np.fmax(thumb, plane)
+                if np.isfinite(unc).any():
+                    peaks_unc.append(float(np.nanmax(unc)))
+    meas = [r for r in rms_by_stokes.get(stokes_measured, []) if math.isfinite(r)]
+    if meas:
+        fig.rms = float(np.median(meas))
+        fig.rms_min, fig.rms_max = float(np.min(meas)), float(np.max(meas))
+    fig.rms_per_stokes = {
+        str(k): (float(np.median([r for r in v if math.isfinite(r)]))
+                 if any(math.isfinite(r) for r in v) else None)
+        for k, v in rms_by_stokes.items()}
+    fig.npix_rms = npix
+    fig.peak = max(peaks) if peaks else None
+    fig.peak_uncorrected = max(peaks_unc) if peaks_unc else None
+    if fig.rms and fig.peak_uncorrected is not None and fig.rms > 0:
+        fig.dynamic_range = fig.peak_uncorrected / fig.rms
+    fig.thumb = thumb
+
+
+def thumbnail_png(fig: ImageFigures, title: str, max_pix: int = 256) -> Optional[bytes]:
+    """PNG of the (peak-projected) image with colour bar and beam ellipse."""
+    if fig.thumb is None:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Ellipse
+
+    from ..report.html import figure_png
+
+    data = fig.thumb
+    step = max(1, int(math.ceil(max(data.shape) / max_pix)))
+    small = data[::step, ::step]
+    finite = small[np.isfinite(small)]
+    vmin, vmax = (np.percentile(finite, [1.0, 99.9]) if finite.size else (0.0, 1.0))
+    if vmax <= vmin:
+        vmax = vmin + 1.0
+    f = Figure(figsize=(3.6, 3.0))
+    ax = f.add_subplot(1, 1, 1)
+    im = ax.imshow(small, origin="lower", cmap="inferno", vmin=vmin, vmax=vmax,
+                   interpolation="nearest")
+    cb = f.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cb.set_label(fig.unit or "", fontsize=7)
+    cb.ax.tick_params(labelsize=6)
+    ax.set_title(title, fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel(f"pixel (x{step})" if step > 1 else "pixel", fontsize=7)
+    if fig.bmaj and fig.bmin and fig.cdelt_arcsec:
+        pix = fig.cdelt_arcsec * step
+        w, hgt = fig.bmaj / pix, fig.bmin / pix
+        ny, nx = small.shape
+        cx, cy = 0.1 * nx + w / 2, 0.1 * ny + w / 2
+        ax.add_patch(Ellipse((cx, cy), width=w, height=hgt, angle=90.0 + (fig.bpa or 0.0),
+                             facecolor="none", edgecolor="cyan", lw=1.2))
+    return figure_png(f, dpi=80)

@@ -1,0 +1,124 @@
+"""Benchmark: qa_restore vs the reference restore sequence, on one delivery.
+
+Reference (what hifa_restoredata + scriptForPI.py do): per EB importasdm
+(lazy=False, pipeline options), replace the flag versions and restore
+Pipeline_Final, applycal per calapply line into the full MS, mstransform
+split of CORRECTED (science spws).  Ours: qa_restore(dosplit=True) at each
+SPACESAVING level, and with EBs in parallel.
+
+Prints wall-time ratios (reference / ours) and peak disk as a multiple of
+the raw (ASDM) size.  Usage::
+
+    python benchmarks/restore.py [member_dir] [--workdir DIR] [--levels 0,1,2,3,-1] [--nprocs 2]
+
+Without ``member_dir`` a synthetic pipeline delivery is generated (or reused
+from $ALMAQA_SYNTH_CACHE).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import almaqa_casa  # noqa: F401  (offline CASA)
+
+
+def _member_from_synth(cache: str) -> str:
+    from almaqa_casa.synth.build import generate
+    out = os.path.join(cache, "bench_pipeline")
+    marker = os.path.join(out, "member_dir.txt")
+    if os.path.isfile(marker):
+        return open(marker).read().strip()
+    r = generate(out, calibration="pipeline", nebs=2)
+    with open(marker, "w") as fh:
+        fh.write(r["member_dir"])
+    return r["member_dir"]
+
+
+def reference(member: str, work: str) -> dict:
+    """The reference sequence, one EB after the other."""
+    from casatasks import importasdm, mstransform
+    from almaqa_casa.restore import casasteps as cs
+    from almaqa_casa.restore.discover import inspect_member
+    from almaqa_casa.restore.executor import DiskSampler
+    info = inspect_member(member)
+    os.makedirs(work, exist_ok=True)
+    t0 = time.perf_counter()
+    with DiskSampler(work) as ds:
+        for uid in info.ppr.asdms:
+            vis = os.path.join(work, f"{uid}.ms")
+            importasdm(asdm=info.raw_asdms[uid], vis=vis, ocorr_mode="ca", bdfflags=True,
+                       asis=cs.ASIS, process_caldevice=False, savecmds=False, lazy=False,
+                       with_pointing_correction=True, process_pointing=True)
+            cs.restore_flags(vis, info.flagversions[uid])
+            sess = info.sessions.get(uid) or next(iter(info.caltables_tgz))
+            from almaqa_casa.delivery.calapply import caltables
+            cs.extract_caltables(info.caltables_tgz[sess], caltables(info.calapply[uid]), work)
+            cs.apply_calibration(vis, info.calapply[uid], work)
+            mstransform(vis=vis, outputvis=vis + ".split.cal", spw=",".join(
+                str(s) for s in cs.science_spws(vis)), datacolumn="corrected", keepflags=True,
+                reindex=False)
+    return {"seconds": time.perf_counter() - t0, "peak_bytes": ds.peak,
+            "raw_bytes": sum(info.raw_sizes[u] for u in info.ppr.asdms)}
+
+
+def ours(member: str, outdir: str, level: int, nprocs: int) -> dict:
+    from almaqa_casa import qa_restore
+    t0 = time.perf_counter()
+    r = qa_restore(deliverydir=member, outdir=outdir, spacesaving=level, dosplit=True,
+                   nprocs=nprocs)
+    return {"seconds": time.perf_counter() - t0, "peak_bytes": r["peak_disk_bytes"],
+            "raw_bytes": r["members"][0]["raw_bytes"], "route": r["members"][0]["route"]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("member", nargs="?")
+    ap.add_argument("--workdir", default="")
+    ap.add_argument("--levels", default="0,1,2,3,-1")
+    ap.add_argument("--nprocs", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds; each round runs the reference and every configuration once "
+                         "(interleaved, so a busy machine biases all alike); medians reported")
+    a = ap.parse_args(argv)
+    member = a.member or _member_from_synth(os.environ.get("ALMAQA_SYNTH_CACHE", "/tmp/synthcache"))
+    work = a.workdir or tempfile.mkdtemp(prefix="bench_restore_")
+    os.makedirs(work, exist_ok=True)
+    os.chdir(work)
+    configs = [(int(l), 1) for l in a.levels.split(",")]
+    if a.nprocs > 1:
+        configs.append((2, a.nprocs))
+    ref_runs, runs = [], {c: [] for c in configs}
+    for i in range(a.repeat):
+        d = os.path.join(work, f"ref{i}")
+        ref_runs.append(reference(member, d))
+        shutil.rmtree(d)
+        for level, n in configs:
+            d = os.path.join(work, f"ours_{level}_{n}_{i}")
+            runs[(level, n)].append(ours(member, d, level, n))
+            shutil.rmtree(d)
+
+    def med(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2]
+
+    raw = ref_runs[0]["raw_bytes"]
+    ref_t = med([r["seconds"] for r in ref_runs])
+    ref_p = max(r["peak_bytes"] for r in ref_runs)
+    print(f"member: {member}\nraw (ASDM) size: {raw / 1e6:.1f} MB; rounds: {a.repeat}")
+    print(f"reference (importasdm lazy=False, flag restore, applycal, mstransform split): "
+          f"{ref_t:.1f} s, peak disk {ref_p / raw:.2f}x raw")
+    for (level, n), rs in runs.items():
+        t = med([r["seconds"] for r in rs])
+        p = max(r["peak_bytes"] for r in rs)
+        print(f"qa_restore SPACESAVING={level:>2} DOSPLIT nprocs={n}: {t:.1f} s "
+              f"(speed-up {ref_t / t:.2f}x), peak disk {p / raw:.2f}x raw, route {rs[0]['route']}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

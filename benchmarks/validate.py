@@ -1,0 +1,170 @@
+"""Benchmark: qa_validate's structure+naming pass and image-statistics throughput.
+
+1. Structure + naming (+ product sets) on a generated member folder holding
+   ``--nfiles`` product names (default 10 000, empty files): files per second
+   (target >= 10 000 files/s), and the ratio to a bare ``os.walk`` listing.
+2. Image statistics (FITS checks + beam/peak/rms/DR with the impbcor 'm'
+   recovery) on ``--nimages`` real image sets (pbcor, pb.fits.gz,
+   mask.fits.gz; ``--size`` pixels, ``--nchan`` channels) written by CASA,
+   against reading the same files with astropy alone (every pixel of every
+   file, plus a NaN count): ratio ours / astropy (target <= 2), once with the
+   default CASA impbcor recovery and once with the numpy pbcor×pb recovery.
+
+Usage::
+
+    python benchmarks/validate.py [--nfiles 10000] [--nimages 4] [--size 512] [--nchan 32]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import almaqa_casa  # noqa: F401  (offline CASA first)
+
+
+def _names(n: int, mous: str) -> list[str]:
+    rng = random.Random(1)
+    targets = ["NGC_253", "J0006-0623", "_G0.02467-0.0727_", "AS_209", "3C286", "M308+12"]
+    out = []
+    i = 0
+    while len(out) < n:
+        t = rng.choice(targets)
+        spw = "spw" + "_".join(str(s) for s in sorted(rng.sample(range(16, 40, 2), rng.randint(1, 4))))
+        it = rng.choice(["cont", "mfs", "cube", "repBW"])
+        stokes = rng.choice(["I", "I", "IQUV"])
+        sc = rng.choice(["", ".selfcal"])
+        cmt = rng.choice(["", ".manual", f".line{i}"])
+        stem = f"member.{mous}.{t}_{rng.choice(['sci', 'ph', 'bp'])}.{spw}.{it}.{stokes}{sc}{cmt}"
+        for layer in (".pbcor.fits", ".pb.fits.gz", ".mask.fits.gz"):
+            out.append(stem + layer)
+        i += 1
+    return out[:n]
+
+
+def bench_structure(nfiles: int, tmp: Path) -> dict:
+    from almaqa_casa.validate import validate_delivery
+    from almaqa_casa.delivery import naming
+    from almaqa_casa.delivery.naming import parse_name
+
+    mous = "uid___A001_X1_X2"
+    member = tmp / "2025.1.00001.S" / "science_goal.uid___A001_X1_X0" / "group.uid___A001_X1_X1" / f"member.{mous}"
+    for sub in ("calibration", "log", "product", "qa", "script"):
+        (member / sub).mkdir(parents=True, exist_ok=True)
+    names = _names(nfiles, mous)
+    for n in names:
+        (member / "product" / n).touch()
+    (member / f"member.{mous}.README.txt").touch()
+    # reference: bare listing
+    t0 = time.perf_counter()
+    count = sum(len(f) for _, _, f in os.walk(tmp))
+    t_walk = time.perf_counter() - t0
+    naming._parse_cached.cache_clear()
+    t0 = time.perf_counter()
+    parsed = sum(parse_name(n) is not None for n in names)
+    t_parse = time.perf_counter() - t0
+    best = None
+    for _ in range(3):
+        naming._parse_cached.cache_clear()  # no help from earlier runs
+        t0 = time.perf_counter()
+        v = validate_delivery(tmp, checks="layout,naming,products", thumbnails=False)
+        dt = time.perf_counter() - t0
+        best = dt if best is None else min(best, dt)
+    return {"files": count, "parsed": parsed, "seconds": best, "files_per_s": count / best,
+            "parse_only_files_per_s": len(names) / t_parse, "walk_seconds": t_walk,
+            "ratio_to_walk": best / t_walk, "findings": len(v.findings)}
+
+
+def _make_sets(tmp: Path, nimages: int, size: int, nchan: int) -> Path:
+    import numpy as np
+
+    from almaqa_casa.images.testdata import gaussian_pb, make_image, to_fits
+
+    mous = "uid___A001_X1_X2"
+    member = tmp / "2025.1.00001.S" / "science_goal.uid___A001_X1_X0" / "group.uid___A001_X1_X1" / f"member.{mous}"
+    product = member / "product"
+    product.mkdir(parents=True)
+    work = tmp / "work"
+    work.mkdir()
+    pb2 = gaussian_pb(size, size, size * 0.8)
+    pb2 = np.where(pb2 >= 0.2, pb2, np.nan).astype(np.float32)
+    x = np.arange(size)[:, None] - size // 2
+    mask2 = ((x ** 2 + x.T ** 2) <= (size // 10) ** 2).astype(np.float32)
+    for k in range(nimages):
+        rng = np.random.default_rng(k)
+        stem = f"member.{mous}.T{k}_sci.spw{16 + 2 * k}.cube.I"
+
+        def unc_plane(c, s):
+            return rng.normal(0, 1e-3, (size, size)).astype(np.float32)
+
+        planes = {"pbcor": lambda c, s: unc_plane(c, s) / pb2, "pb": lambda c, s: pb2,
+                  "mask": lambda c, s: mask2}
+        for kind, fn in planes.items():
+            im = work / f"{k}.{kind}.im"
+            make_image(str(im), shape=(size, size, nchan, 1), stokes="I", plane=fn,
+                       beam=(1.0, 0.8, 30.0) if kind == "pbcor" else None,
+                       unit="Jy/beam" if kind == "pbcor" else "")
+            name = f"{stem}.{kind}.fits" + ("" if kind == "pbcor" else ".gz")
+            to_fits(str(im), str(product / name), gz=kind != "pbcor")
+            shutil.rmtree(im)
+    return tmp
+
+
+def _astropy_reference(product: Path) -> float:
+    import numpy as np
+    from astropy.io import fits
+    t0 = time.perf_counter()
+    for p in sorted(product.iterdir()):
+        with fits.open(p, memmap=False) as h:
+            d = h[0].data
+            int(np.count_nonzero(np.isnan(d)))
+    return time.perf_counter() - t0
+
+
+def bench_images(nimages: int, size: int, nchan: int, tmp: Path) -> dict:
+    from almaqa_casa.validate import validate_delivery
+
+    root = _make_sets(tmp, nimages, size, nchan)
+    product = next(root.rglob("product"))
+    nbytes = sum(p.stat().st_size for p in product.iterdir())
+    t_ref = min(_astropy_reference(product) for _ in range(2))
+    out = {"images": 0, "MB": nbytes / 1e6, "astropy_s": t_ref}
+    for recovery in ("impbcor", "numpy"):
+        t0 = time.perf_counter()
+        v = validate_delivery(root, checks="fits,images", thumbnails=False, recovery=recovery)
+        t_ours = time.perf_counter() - t0
+        out["images"] = len(v.images)
+        out[recovery] = {"seconds": t_ours, "ratio": t_ours / t_ref,
+                         "errors": sum(f.severity == "error" for f in v.findings),
+                         "rms": [round(im["rms"], 7) for im in v.images]}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nfiles", type=int, default=10000)
+    ap.add_argument("--nimages", type=int, default=4)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--nchan", type=int, default=32)
+    ap.add_argument("--workdir", default=None)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="almaqa-bench-validate-", dir=a.workdir) as tmp:
+        s = bench_structure(a.nfiles, Path(tmp) / "names")
+        print(f"structure+naming+products: {s['files']} files in {s['seconds']:.3f} s = "
+              f"{s['files_per_s']:.0f} files/s (target >= 10000); parse only "
+              f"{s['parse_only_files_per_s']:.0f} names/s; os.walk {s['walk_seconds']:.3f} s "
+              f"(ours/walk = {s['ratio_to_walk']:.1f}x)")
+        i = bench_images(a.nimages, a.size, a.nchan, Path(tmp) / "images")
+        for rec in ("impbcor", "numpy"):
+            r = i[rec]
+            print(f"image statistics ({rec} recovery): {i['images']} image sets, {i['MB']:.1f} MB "
+                  f"on disk: ours {r['seconds']:.2f} s vs astropy read-only {i['astropy_s']:.2f} s"
+                  f" = {r['ratio']:.2f}x (target <= 2x); errors {r['errors']}; rms {r['rms']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""Shared fixtures: synthetic ALMA deliveries built once per test session.
+
+``pipeline_delivery``, ``manual_delivery`` and ``pol_delivery`` return the
+dict of :func:`almaqa_casa.synth.generate` (``project_dir``, ``member_dir``,
+``truth_path``, ``truth_dir``, ``truth``, ...).  Treat them as read-only:
+copy a delivery before changing anything in it.
+
+With ``ALMAQA_SYNTH_CACHE=/some/folder`` the builds are kept between test
+runs in ``<cache>/<variant>-<hash of generator source + parameters>`` and
+reused once complete (a ``.complete`` marker is written last; a lock file
+serialises concurrent builds of the same variant).
+``ALMAQA_SYNTH_PIPELINE`` / ``_MANUAL`` / ``_POL`` may name the output folder
+of an existing ``generate()`` run to use instead (handy while iterating).
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+VARIANTS = {
+    "pipeline": dict(calibration="pipeline", polarization=False, nebs=2, seed=12345),
+    "manual": dict(calibration="manual", polarization=False, nebs=2, seed=12345),
+    "pol": dict(calibration="pipeline", polarization=True, nebs=2, seed=12345),
+}
+
+
+def _generator_hash(params: dict) -> str:
+    import almaqa_casa.synth as synth
+
+    h = hashlib.sha256()
+    root = Path(synth.__file__).parent
+    for p in sorted(root.glob("*.py")):
+        h.update(p.name.encode() + b"\0" + p.read_bytes())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _result_from_disk(outdir: str) -> dict:
+    from almaqa_casa.synth import SynthSpec
+
+    with open(os.path.join(outdir, "truth", "truth.json")) as fh:
+        truth = json.load(fh)
+    return {"project_dir": truth["project_dir"], "member_dir": truth["member_dir"],
+            "truth_path": truth["truth_path"], "truth_dir": truth["truth_dir"], "truth": truth,
+            "spec": SynthSpec(**truth["spec"]), "tars": truth.get("tars", []),
+            "variant": truth["variant"]}
+
+
+def build_delivery(variant: str, tmp_path_factory=None, **overrides) -> dict:
+    """Build (or reuse from the cache) one synthetic delivery."""
+    from almaqa_casa.synth import generate
+
+    params = dict(VARIANTS[variant], **overrides)
+    prebuilt = os.environ.get(f"ALMAQA_SYNTH_{variant.upper()}")
+    if prebuilt and not overrides:  # a generate() output folder to use as is
+        return _result_from_disk(prebuilt)
+    cache = os.environ.get("ALMAQA_SYNTH_CACHE")
+    if not cache:
+        if tmp_path_factory is None:
+            raise RuntimeError("no cache folder and no tmp_path_factory")
+        out = str(tmp_path_factory.mktemp(f"synth-{variant}"))
+        return generate(out, **params)
+    os.makedirs(cache, exist_ok=True)
+    out = os.path.join(cache, f"{variant}-{_generator_hash(params)}")
+    marker = os.path.join(out, ".complete")
+    with open(out + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not os.path.exists(marker):
+                shutil.rmtree(out, ignore_errors=True)
+                generate(out, **params)
+                with open(marker, "w") as fh:
+                    fh.write("complete\n")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return _result_from_disk(out)
+
+
+@pytest.fixture(scope="session")
+def pipeline_delivery(tmp_path_factory):
+    return build_delivery("pipeline", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def manual_delivery(tmp_path_factory):
+    return build_delivery("manual", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def pol_delivery(tmp_path_factory):
+    return build_delivery("pol", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tree_checksum():
+    """``tree_checksum(path) -> str``: sha256 over relative paths, file
+    contents and symlink targets (prove an input tree is untouched)."""
+    from almaqa_casa.synth.checksum import tree_checksum as _tc
+
+    return _tc
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: builds an extra synthetic delivery (minutes)")

@@ -1,0 +1,246 @@
+"""qa_renormplots on small simulated MSs with a known injected scaling spectrum."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import almaqa_casa  # noqa: F401  (offline CASA set-up first)
+from almaqa_casa import qa_renormplots
+
+sys.path.insert(0, os.path.dirname(__file__))
+import renorm_simms as sim  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("renorm_ms")
+    old = os.getcwd()
+    os.chdir(d)
+    yield d
+    os.chdir(old)
+
+
+@pytest.fixture(scope="module")
+def line_ms(workdir):
+    path = str(workdir / "line.ms")
+    truth = sim.make_ms(path, flag_ant_scan=(4, 5))
+    return path, truth
+
+
+@pytest.fixture(scope="module")
+def line_run(line_ms, workdir):
+    path, truth = line_ms
+    res = qa_renormplots(vis=path, outdir=str(workdir / "out_line"))
+    return res, truth
+
+
+@pytest.fixture(scope="module")
+def atm_ms(workdir):
+    path = str(workdir / "atm.ms")
+    truth = sim.make_ms(path, atm=True)
+    return path, truth
+
+
+def _spw(res, spw, target="TGT"):
+    return res["ms"][0]["targets"][target][str(spw)]
+
+
+def _digest(vis, col="DATA"):
+    import casatools
+    tb = casatools.table()
+    tb.open(vis)
+    try:
+        return hashlib.sha1(tb.getcol(col).tobytes()).hexdigest()
+    finally:
+        tb.close()
+
+
+def test_line_recovered_and_threshold(line_run):
+    res, truth = line_run
+    assert res["status"] == "ok", res
+    inj = truth["injected"][0]
+    r0 = _spw(res, 0)
+    assert r0["exceeds"] is True
+    assert abs(r0["max_rn"] - inj.max()) / inj.max() < 0.003
+    assert abs(r0["peak_value"] - inj.max()) / inj.max() < 0.003
+    assert r0["peak_channel"] == int(np.argmax(inj))
+    assert r0["peak_freq_ghz"] == pytest.approx(truth["freqs"][0][np.argmax(inj)] * 1e-9, abs=1e-6)
+    r1 = _spw(res, 1)
+    assert r1["max_rn"] < 1.005 and r1["exceeds"] is False
+    assert res["exceeds"] is True
+    # antenna 4 has all its cross-correlations flagged in scan 5: set to 1.0, reported
+    flagged = {s["scan"]: s["flagged_antennas"] for s in r0["scans"]}
+    assert flagged[5] == [4] and flagged[3] == []
+    assert set(r0["fields"]) == {"1"}
+    assert r0["max_rn_field_name"] == "TGT"
+    # one atmosphere evaluation per spw, not per scan
+    assert res["ms"][0]["atm"]["tool_evaluations"] == 2
+    with open(res["json"]) as fh:
+        assert json.load(fh)["ms"][0]["targets"]["TGT"]["0"]["exceeds"] is True
+
+
+def test_plots_are_images(line_run):
+    import matplotlib.image as mpimg
+    res, _ = line_run
+    pngs = res["plots"]
+    assert len(pngs) == 3                                 # 2 spws + summary
+    for p in pngs:
+        assert os.path.getsize(p) > 10_000
+        im = mpimg.imread(p)
+        h, w = im.shape[:2]
+        assert w >= 600 and h >= 380
+        rgb = im[..., :3]
+        assert rgb.std() > 0.05                             # not blank
+        assert (rgb.mean(axis=2) < 0.9).mean() > 0.01       # something drawn
+
+
+def test_html_loads_in_chromium(line_run):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    from tests.browser import check_page
+    res, _ = line_run
+    page = check_page(res["html"])
+    assert page.ok, page.explain()
+    assert page.images_total == 3
+
+
+def test_apply_caltable_restores_line_flux(line_ms, workdir):
+    import casatools
+    from casatasks import applycal
+    src, truth = line_ms
+    vis = str(workdir / "apply.ms")
+    shutil.copytree(src, vis)
+    before = _digest(vis)
+    res = qa_renormplots(vis=vis, outdir=str(workdir / "out_apply"), apply=True)
+    assert res["status"] == "ok"
+    assert _digest(vis) == before                           # no data column touched
+    ms = res["ms"][0]
+    ct = ms["caltable"]
+    assert ct == vis + ".renorm.tbl" and os.path.isdir(ct)
+    assert _spw(res, 0)["corrected"] is True and _spw(res, 1)["corrected"] is False
+    tb = casatools.table()
+    tb.open(ct)
+    assert tb.getkeyword("VisCal") == "B TSYS"
+    spw_ids = set(tb.getcol("SPECTRAL_WINDOW_ID").tolist())
+    tb.close()
+    assert spw_ids == {0, 1}
+    applycal(vis=vis, field="TGT", gaintable=[ct], interp=["nearest,linear"], calwt=[False],
+             flagbackup=False)
+    tb.open(vis)
+    try:
+        for d in (0, 1):
+            q = tb.query(f"DATA_DESC_ID=={d} && ANTENNA1!=ANTENNA2 && FIELD_ID==1 && !all(FLAG)")
+            cor = q.getcol("CORRECTED_DATA").real
+            raw = q.getcol("DATA").real
+            q.close()
+            t = np.broadcast_to(sim.truth_xc(d), (cor.shape[1],))
+            assert np.abs(cor.mean(axis=2) / t[None, :] - 1).max() < 0.01
+            if d == 0:
+                assert np.abs(raw.mean(axis=2) / t[None, :] - 1).max() > 0.04   # was under-scaled
+    finally:
+        tb.close()
+
+
+def test_atmospheric_line_excluded(atm_ms, workdir):
+    path, truth = atm_ms
+    res = qa_renormplots(vis=path, outdir=str(workdir / "out_atm"))
+    r1 = _spw(res, 1)
+    f = truth["freqs"][1]
+    ozone = int(np.argmin(np.abs(f - sim.ATM_RESIDUAL["center_hz"])))
+    assert any(lo <= ozone <= hi for lo, hi in r1["atm_ranges"])
+    assert any(lo <= ozone < hi for lo, hi in r1["excluded_ranges"])
+    assert r1["exceeds"] is False and r1["max_rn"] < 1.005
+    assert r1["atm_warning"] is True                        # the residual was above threshold
+    assert _spw(res, 0)["exceeds"] is True
+    atm = res["ms"][0]["atm"]
+    assert atm["tool_evaluations"] == 2 and atm["elevation_bins"] <= 2 * 3
+    # without the automatic exclusion the ATM residual triggers (falsely)
+    res2 = qa_renormplots(vis=path, outdir=str(workdir / "out_atm2"), atm_auto_exclude=False)
+    r1b = _spw(res2, 1)
+    assert r1b["exceeds"] is True and r1b["atm_warning"] is True
+    assert r1b["excluded_ranges"] == [] and "excludechan" in r1b["atm_exclude_cmd"]
+    # a user exclusion in GHz does the same job
+    lo, hi = f[ozone - 15] * 1e-9, f[ozone + 15] * 1e-9
+    res3 = qa_renormplots(vis=path, outdir=str(workdir / "out_atm3"), atm_auto_exclude=False,
+                          excludechan={"1": f"{lo:.6f}GHz~{hi:.6f}GHz"}, spw="1")
+    r1c = _spw(res3, 1)
+    assert r1c["exceeds"] is False and list(res3["ms"][0]["targets"]["TGT"]) == ["1"]
+
+
+def test_restore_dict_cli_and_errors(line_ms, workdir):
+    path, _ = line_ms
+    fake_restore = {"status": "ok", "produced": {"uid___A002_X1_X2": [os.path.basename(path)]},
+                    "members": [{"calibrated": os.path.dirname(path)}]}
+    res = qa_renormplots(vis=fake_restore, outdir=str(workdir / "out_dict"), spw="0",
+                         bwthreshspw={"0": 240e6})
+    assert res["status"] == "ok" and _spw(res, 0)["nseg"] == [1]
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "almaqa"), "qa_renormplots",
+                          "--vis", path, "--outdir", str(workdir / "out_cli"), "--spw", "1",
+                          "--json"], capture_output=True, text=True, cwd=str(workdir), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    with pytest.raises(Exception, match="FDM"):
+        qa_renormplots(vis=path, outdir=str(workdir / "out_bad"), spw="7")
+    # an MS without autocorrelations: reported as failed, naming the MS
+    from casatasks import split
+    noac = str(workdir / "noac.ms")
+    split(vis=path, outputvis=noac, datacolumn="data", antenna="*&")
+    res = qa_renormplots(vis=noac, outdir=str(workdir / "out_noac"))
+    assert res["status"] == "failed"
+    assert "noac.ms" in res["ms"][0]["error"] and "autocorrelation" in res["ms"][0]["error"]
+
+
+def test_mosaic_fields(workdir):
+    import casatools
+    from casatasks import applycal
+    path = str(workdir / "mos.ms")
+    sim.make_ms(path, mosaic=True)
+    res = qa_renormplots(vis=path, outdir=str(workdir / "out_mos"), apply=True)
+    r0 = _spw(res, 0)
+    assert set(r0["fields"]) == {"1", "2"}
+    assert all(v > 1.04 for v in r0["fields"].values())
+    assert r0["max_rn_field"] in (1, 2)
+    hint = res["ms"][0]["applycal"]
+    applycal(vis=path, field="TGT", gaintable=[hint["gaintable"]], interp=[hint["interp"]],
+             gainfield=[hint["gainfield"]], calwt=[False], flagbackup=False)
+    tb = casatools.table()
+    tb.open(path)
+    try:
+        for f in (1, 2):
+            q = tb.query(f"DATA_DESC_ID==0 && ANTENNA1!=ANTENNA2 && FIELD_ID=={f}")
+            cor = q.getcol("CORRECTED_DATA").real.mean(axis=2)
+            q.close()
+            assert np.abs(cor / sim.truth_xc(0)[None, :] - 1).max() < 0.01
+    finally:
+        tb.close()
+
+
+def test_full_polarization(workdir):
+    """XX XY YX YY data: parallel hands analysed, the table corrects all four."""
+    import casatools
+    from casatasks import applycal
+    path = str(workdir / "fullpol.ms")
+    truth = sim.make_ms(path, full_pol=True, ntarget_scans=2)
+    res = qa_renormplots(vis=path, outdir=str(workdir / "out_fullpol"), apply=True, spw="0")
+    r0 = _spw(res, 0)
+    inj = truth["injected"][0]
+    assert r0["exceeds"] and abs(r0["max_rn"] - inj.max()) / inj.max() < 0.003
+    assert len(r0["scans"][0]["nmax"]) == 2
+    ct = res["ms"][0]["caltable"]
+    applycal(vis=path, field="TGT", spw="0", gaintable=[ct], interp=["nearest,linear"],
+             gainfield=["nearest"], calwt=[False], flagbackup=False)
+    tb = casatools.table()
+    tb.open(path)
+    try:
+        q = tb.query("DATA_DESC_ID==0 && ANTENNA1!=ANTENNA2 && FIELD_ID==1")
+        cor = q.getcol("CORRECTED_DATA").real.mean(axis=2)
+        q.close()
+    finally:
+        tb.close()
+    for c in (0, 3):
+        assert np.abs(cor[c] / sim.truth_xc(0) - 1).max() < 0.01

@@ -1,0 +1,442 @@
+"""End-to-end restores of the synthetic pipeline delivery (real CASA, real data).
+
+The expensive restores run once per module (fixtures below) and several
+tests read their outputs.  Every restore writes to a temporary folder; the
+delivery's input tree checksum is compared before and after.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import link_all, make_shadow
+
+pytestmark = pytest.mark.slow
+
+
+def _restore(**kw):
+    from almaqa_casa import qa_restore
+    return qa_restore(**kw)
+
+
+def _tree(root: Path) -> set[str]:
+    """Relative names of the top two levels below ``root`` (hidden records excluded)."""
+    out = set()
+    for p in root.iterdir():
+        if p.name.startswith("."):
+            continue
+        out.add(p.name)
+        if p.name == "working" and p.is_dir():
+            out |= {f"working/{q.name}" for q in p.iterdir() if not q.name.startswith(".")}
+    return out
+
+
+def _cols(vis, cols, taql):
+    """Columns of the rows selected by ``taql`` (one shape: select one DATA_DESC_ID)."""
+    from casatools import table
+    tb = table()
+    tb.open(vis)
+    try:
+        q = tb.query(taql)
+        try:
+            return {c: q.getcol(c) for c in cols}
+        finally:
+            q.close()
+    finally:
+        tb.close()
+
+
+def _ndd(vis):
+    from casatools import table
+    tb = table()
+    tb.open(vis + "/DATA_DESCRIPTION")
+    try:
+        return tb.nrows()
+    finally:
+        tb.close()
+
+
+def _same_calibrated(a_vis, b_vis, weights=True):
+    """DATA and FLAG identical per data description; WEIGHT equal where data are unflagged."""
+    assert _ndd(a_vis) == _ndd(b_vis)
+    for dd in range(_ndd(a_vis)):
+        a = _cols(a_vis, ["DATA", "FLAG", "WEIGHT"], f"DATA_DESC_ID=={dd}")
+        b = _cols(b_vis, ["DATA", "FLAG", "WEIGHT"], f"DATA_DESC_ID=={dd}")
+        assert np.array_equal(a["FLAG"], b["FLAG"]), (a_vis, dd)
+        ok = ~a["FLAG"]
+        assert np.array_equal(a["DATA"][ok], b["DATA"][ok]), (a_vis, dd)
+        if weights:
+            rows = ok.any(axis=(0, 1))
+            np.testing.assert_allclose(a["WEIGHT"][:, rows], b["WEIGHT"][:, rows], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def delivery(restore_delivery, restore_checksum):
+    d = restore_delivery
+    before = restore_checksum(d["member_dir"])
+    yield d
+    assert restore_checksum(d["member_dir"]) == before, "the delivery's input tree changed"
+
+
+@pytest.fixture(scope="module")
+def full_run(delivery, tmp_path_factory):
+    """SPACESAVING=0, DOSPLIT, DOCONTSUB, images: the applycal route, everything kept."""
+    out = tmp_path_factory.mktemp("full") / "calibrated"
+    r = _restore(deliverydir=delivery["member_dir"], outdir=str(out), spacesaving=0,
+                 dosplit=True, docontsub=True, images=True)
+    return out, r
+
+
+@pytest.fixture(scope="module")
+def lean_run(delivery, tmp_path_factory):
+    """SPACESAVING=2 + DOSPLIT: on-the-fly calibration, the full MS deleted."""
+    out = tmp_path_factory.mktemp("lean") / "calibrated"
+    r = _restore(deliverydir=delivery["member_dir"], outdir=str(out), spacesaving=2,
+                 dosplit=True, nprocs=2)
+    return out, r
+
+
+def test_full_run_layout(delivery, full_run):
+    out, r = full_run
+    ebs = delivery["truth"]["ebs"]
+    assert r["status"] == "ok" and r["mode"] == "pipeline" and r["ebs"] == ebs
+    expected = {"working", "rawdata", "products", "images"}
+    for u in ebs:
+        expected |= {f"{u}.ms.split.cal", f"{u}_targets.ms", f"{u}_targets_line.ms",
+                     f"working/{u}.ms", f"working/{u}.ms.flagversions",
+                     f"working/{u}_targets.ms", f"working/{u}_targets_line.ms"}
+        expected |= {f"working/{t}" for t in delivery["truth"]["eb"][u]["caltables"]}
+    expected.add("working/auxproducts")
+    assert _tree(out) == expected
+    for u in ebs:
+        assert os.path.islink(out / f"{u}_targets.ms") and os.path.islink(out / "rawdata" / u)
+        assert set(r["produced"][u]) >= {str(out / f"{u}.ms.split.cal"),
+                                          str(out / "working" / f"{u}.ms")}
+    # renormalization recorded in the manifest but not applied: said clearly
+    assert any("renormalization" in w and "NOT applied" in w for w in r["warnings"])
+    assert r["peak_disk_bytes"] > 0 and all("seconds" in s for s in r["steps"])
+
+
+def test_calibrated_visibilities_match_truth(delivery, full_run):
+    """Mean ratio (restored / true) per spw on unflagged target data: within 1 %."""
+    out, _ = full_run
+    truth = delivery["truth"]
+    tgt = truth["target"]
+    for u in truth["ebs"]:
+        ref = truth["eb"][u]["reference_ms"]
+        fid = truth["eb"][u]["field_ids"][tgt]
+        expect = truth["eb"][u]["calibrated_target_ratio_per_spw"]
+        for spw in range(len(truth["spws"])):
+            sel = f"DATA_DESC_ID=={spw} && ANTENNA1!=ANTENNA2 && FIELD_ID=={fid}"
+            a = _cols(str(out / "working" / f"{u}.ms"), ["CORRECTED_DATA", "FLAG"], sel)
+            t = _cols(ref, ["DATA"], sel)
+            ok = ~a["FLAG"]
+            assert ok.mean() > 0.5
+            ratio = np.real(a["CORRECTED_DATA"][ok]).mean() / np.real(t["DATA"][ok]).mean()
+            assert ratio == pytest.approx(expect[str(spw)] if str(spw) in expect else expect[spw],
+                                          rel=0.01), (u, spw)
+
+
+def test_flags_match_pipeline_final(delivery, full_run):
+    """Restored flags contain every Pipeline_Final flag; calflagstrict adds few."""
+    out, _ = full_run
+    from casatools import table
+    ms_tb, fv_tb = table(), table()
+    for u in delivery["truth"]["ebs"]:
+        vis = str(out / "working" / f"{u}.ms")
+        ms_tb.open(vis)
+        fv_tb.open(str(out / "working" / f"{u}.ms.flagversions" / "flags.Pipeline_Final"))
+        try:
+            assert ms_tb.nrows() == fv_tb.nrows()
+            dds = np.unique(ms_tb.getcol("DATA_DESC_ID"))
+            for dd in dds:
+                q = ms_tb.query(f"DATA_DESC_ID=={dd}")
+                rows = q.rownumbers()
+                ms = q.getcol("FLAG")
+                q.close()
+                sub = fv_tb.selectrows(rows)
+                pf = sub.getcol("FLAG")
+                sub.close()
+                assert pf.shape == ms.shape
+                # every Pipeline_Final flag is restored; calflagstrict may add flags
+                # only where a calibration solution is flagged or missing
+                assert not (pf & ~ms).any(), (u, dd)
+                assert (ms & ~pf).mean() < 0.05, (u, dd)
+                assert pf.any()
+        finally:
+            ms_tb.close()
+            fv_tb.close()
+
+
+def test_target_flux_in_split(delivery, full_run):
+    """Restored target flux (split.cal DATA, unflagged) within 2 % of the true visibilities."""
+    out, _ = full_run
+    truth = delivery["truth"]
+    tgt = truth["target"]
+    for u in truth["ebs"]:
+        fid = truth["eb"][u]["field_ids"][tgt]
+        ref = truth["eb"][u]["reference_ms"]
+        for spw in range(len(truth["spws"])):
+            sel = f"DATA_DESC_ID=={spw} && ANTENNA1!=ANTENNA2 && FIELD_ID=={fid}"
+            d = _cols(str(out / f"{u}.ms.split.cal"), ["DATA", "FLAG"], sel)
+            t = _cols(ref, ["DATA"], sel)
+            ok = ~d["FLAG"]
+            flux = np.real(d["DATA"][ok]).mean()
+            true = np.real(t["DATA"][ok]).mean()
+            assert flux == pytest.approx(true, rel=0.02), (u, spw)
+
+
+def test_callib_route_identical_to_applycal(delivery, full_run, lean_run):
+    """On-the-fly calibration (mstransform docallib) == applycal + split, bit for bit."""
+    full, _ = full_run
+    lean, r = lean_run
+    assert r["members"][0]["route"] == "callib"
+    for u in delivery["truth"]["ebs"]:
+        _same_calibrated(str(full / f"{u}.ms.split.cal"), str(lean / f"{u}.ms.split.cal"))
+
+
+def test_lean_run_layout_and_disk(delivery, lean_run):
+    out, r = lean_run
+    ebs = delivery["truth"]["ebs"]
+    expected = {"working", "rawdata", "products"}
+    for u in ebs:
+        expected |= {f"{u}.ms.split.cal", f"working/{u}.ms.flagversions",
+                     f"working/{u}.ms.callib.txt"}
+        expected |= {f"working/{t}" for t in delivery["truth"]["eb"][u]["caltables"]}
+    assert _tree(out) == expected
+    raw = r["members"][0]["raw_bytes"]
+    peak = r["peak_disk_bytes"]
+    # On this small synthetic delivery the split.cal files alone are ~1.1x the ASDMs
+    # (MS overheads); the transient full MS (lazy import) adds ~0.15x per EB running.
+    final = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(out)
+                for f in fs if not os.path.islink(os.path.join(dp, f)))
+    assert peak <= final + 0.4 * raw, (peak / raw, final / raw)
+    assert peak <= 1.5 * raw, peak / raw
+    assert peak <= r["members"][0]["predicted_peak_bytes"]
+
+
+def test_contsub_removes_continuum_keeps_line(delivery, full_run):
+    """Line MS: continuum residual < 1 % of the continuum, line kept (vs targets.ms)."""
+    out, _ = full_run
+    truth = delivery["truth"]
+    line = truth["line"]
+    spw = line["spw"]
+    lo, hi = line["channels"]
+    from casatools import table
+    for u in truth["ebs"]:
+        spec = {}
+        for name in (f"{u}_targets.ms", f"{u}_targets_line.ms"):
+            vis = str(out / name)
+            tb = table()
+            tb.open(vis + "/DATA_DESCRIPTION")
+            dd = int(np.flatnonzero(tb.getcol("SPECTRAL_WINDOW_ID") == spw)[0])
+            tb.close()
+            d = _cols(vis, ["DATA", "FLAG"], f"ANTENNA1!=ANTENNA2 && DATA_DESC_ID=={dd}")
+            spec[name] = np.ma.array(np.real(d["DATA"]), mask=d["FLAG"]).mean(axis=(0, 2))
+        t, l = spec[f"{u}_targets.ms"], spec[f"{u}_targets_line.ms"]
+        off = np.r_[2:max(lo - 3, 3), min(hi + 4, t.size - 3):t.size - 2]
+        cont = t[off].mean()
+        assert cont > 0.05
+        assert abs(l[off].mean()) < 0.01 * cont, (u, l[off].mean(), cont)
+        peak = (t[lo:hi + 1] - cont).max()
+        assert peak > 0.3 * line["peak_jy"]
+        assert l[lo:hi + 1].max() == pytest.approx(peak, rel=0.1)
+
+
+def test_image_recovery(delivery, full_run):
+    """Recovered uncorrected images equal the generator's tclean images to 1e-6."""
+    out, r = full_run
+    from astropy.io import fits
+    checked = 0
+    for name, info in delivery["truth"]["images"].items():
+        unc = info.get("uncorrected_fits")
+        if not unc or not name.endswith(".pbcor.fits"):
+            continue
+        got = out / "images" / name.replace(".pbcor.fits", ".fits")
+        assert got.is_file(), got
+        a = fits.getdata(got)
+        b = fits.getdata(unc)
+        assert a.shape == b.shape
+        assert np.array_equal(np.isfinite(a), np.isfinite(b))
+        m = np.isfinite(b)
+        assert np.abs(a[m] - b[m]).max() <= 1e-6 * np.abs(b[m]).max(), name
+        checked += 1
+    assert checked >= 3
+
+
+def test_dryrun_changes_nothing(delivery, tmp_path, capsys):
+    out = tmp_path / "cal"
+    r = _restore(deliverydir=delivery["member_dir"], outdir=str(out), dryrun=True, spacesaving=2,
+                 dosplit=True)
+    assert r["status"] == "ok" and not out.exists()
+    text = capsys.readouterr().out
+    assert "predicted peak disk" in text and "split.cal" in text
+    plan = r["members"][0]
+    assert plan["route"] == "callib" and plan["peak_bytes"] > 0
+
+
+def _no_extras(names):
+    return {n for n in names if "targets" not in n and "images" not in n
+            and "auxproducts" not in n and "callib" not in n}
+
+
+def test_default_layout_with_globals(delivery, tmp_path, lean_run):
+    """calibrated/ next to raw/ (shadow member); scriptForPI globals honoured.
+
+    SPACESAVING=3 leaves what 2 leaves: the pipeline path has no calibrated.ms,
+    so the split.cal files stay."""
+    shadow = make_shadow(delivery["member_dir"], tmp_path)
+    g = {"SPACESAVING": 3, "DOSPLIT": True, "__name__": "__main__"}
+    exec("from almaqa_casa import qa_restore\nr = qa_restore(deliverydir=%r)" % str(shadow), g)
+    r = g["r"]
+    assert r["options"]["sources"] == {"spacesaving": "global", "dosplit": "global",
+                                       "docontsub": "default"}
+    assert (shadow / "calibrated" / f"{delivery['truth']['ebs'][0]}.ms.split.cal").is_dir()
+    assert _tree(shadow / "calibrated") == _tree(lean_run[0])
+    # a second run finds everything complete and skips it
+    r2 = _restore(deliverydir=str(shadow), spacesaving=3, dosplit=True)
+    assert all(s["skipped"] for s in r2["steps"])
+
+
+# ---- faults ---------------------------------------------------------------------
+def test_missing_asdm(delivery, tmp_path):
+    ebs = delivery["truth"]["ebs"]
+
+    def raw_one(src, dst):
+        os.symlink(src / f"{ebs[0]}.asdm.sdm", dst / f"{ebs[0]}.asdm.sdm")
+    shadow = make_shadow(delivery["member_dir"], tmp_path, {"raw": raw_one})
+    with pytest.raises(Exception, match=rf"ASDM missing.*{ebs[1]}"):
+        _restore(deliverydir=str(shadow), dosplit=True)
+    assert not (shadow / "calibrated").exists()
+
+
+def _calib_copy(mod):
+    def build(src, dst):
+        link_all(src, dst, skip=mod(src, dst))
+    return build
+
+
+def test_truncated_caltables_tarball(delivery, tmp_path):
+    def mod(src, dst):
+        tgz = next(src.glob("*.caltables.tgz"))
+        data = tgz.read_bytes()
+        (dst / tgz.name).write_bytes(data[: len(data) // 3])
+        return {tgz.name}
+    shadow = make_shadow(delivery["member_dir"], tmp_path, {"calibration": _calib_copy(mod)})
+    with pytest.raises(Exception, match=r"caltables.tgz.*(truncated|corrupt)"):
+        _restore(deliverydir=str(shadow), outdir=str(tmp_path / "o"), dosplit=True, nprocs=1)
+
+
+def test_malformed_calapply(delivery, tmp_path):
+    u = delivery["truth"]["ebs"][1]
+
+    def mod(src, dst):
+        name = f"{u}.ms.calapply.txt"
+        lines = (src / name).read_text().splitlines()
+        lines.insert(2, "applycal(vis='x', gaintable=[open('/etc/passwd').read()])")
+        (dst / name).write_text("\n".join(lines) + "\n")
+        return {name}
+    shadow = make_shadow(delivery["member_dir"], tmp_path, {"calibration": _calib_copy(mod)})
+    with pytest.raises(Exception, match=rf"{u}.ms.calapply.txt, line 3: the value of 'gaintable' is not a literal"):
+        _restore(deliverydir=str(shadow), outdir=str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()     # refused before any work
+
+
+def test_missing_caltable(delivery, tmp_path):
+    u = delivery["truth"]["ebs"][0]
+
+    def mod(src, dst):
+        name = f"{u}.ms.calapply.txt"
+        text = (src / name).read_text()
+        t = delivery["truth"]["eb"][u]["caltables"][0]
+        (dst / name).write_text(text.replace(t, "not_delivered.tbl"))
+        return {name}
+    shadow = make_shadow(delivery["member_dir"], tmp_path, {"calibration": _calib_copy(mod)})
+    with pytest.raises(Exception, match=r"not_delivered.tbl"):
+        _restore(deliverydir=str(shadow), outdir=str(tmp_path / "o"), dosplit=True)
+
+
+def test_not_enough_disk_and_level_minus1(delivery, tmp_path, full_run):
+    from almaqa_casa.restore.disk import DiskError
+    from almaqa_casa.restore.engine import restore
+    out = tmp_path / "o"
+    with pytest.raises(DiskError, match=r"needs about .* are available.*spacesaving=2"):
+        restore(delivery["member_dir"], {"outdir": str(out), "spacesaving": 0, "dosplit": True},
+                free=lambda _: 1000)
+    assert not out.exists()
+    # SPACESAVING=-1: no disk check, and the files of SPACESAVING=0 are left
+    r = restore(delivery["member_dir"], {"outdir": str(out), "spacesaving": -1, "dosplit": True},
+                free=lambda _: 1000)
+    assert r["status"] == "ok" and r["disk"]["checked"] is False
+    assert _tree(out) == _no_extras(_tree(full_run[0]))
+
+
+def test_killed_then_rerun(delivery, tmp_path, full_run):
+    """Kill the CLI mid-way (after the first EB's MS is complete); a re-run completes
+    with the same result (SPACESAVING=1: the files of level 0)."""
+    out = tmp_path / "calibrated"
+    ebs = delivery["truth"]["ebs"]
+    cmd = [sys.executable, "-m", "almaqa_casa", "qa_restore", "--deliverydir",
+           delivery["member_dir"], "--outdir", str(out), "--SPACESAVING", "1", "--dosplit", "true",
+           "--json"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    rec = out / ".qa_restore" / f"{ebs[0]}__ms.json"
+    t0 = time.time()
+    while not rec.exists() and p.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.2)
+    assert p.poll() is None, "restore finished before it could be killed"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (out / f"{ebs[1]}.ms.split.cal").exists()
+    p2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert p2.returncode == 0, p2.stderr[-2000:]
+    r = json.loads(p2.stdout)
+    skipped = {s["step"] for s in r["steps"] if s["skipped"]}
+    assert f"{ebs[0]}:ms" in skipped and f"{ebs[0]}:caltables" in skipped
+    assert not [p for p in (out / "working").iterdir() if ".partial-" in p.name]
+    # same result as an uninterrupted run; SPACESAVING=1 leaves what 0 leaves
+    full, _ = full_run
+    assert _tree(out) == _no_extras(_tree(full))
+    for u in ebs:
+        _same_calibrated(str(full / f"{u}.ms.split.cal"), str(out / f"{u}.ms.split.cal"))
+
+
+def test_archive_tars_are_unpacked_safely(delivery, tmp_path):
+    """A folder of archive tar files: extracted (merged) into it, then planned."""
+    import tarfile
+    member = Path(delivery["member_dir"])
+    rel = member.relative_to(Path(delivery["project_dir"]).parent)
+    parts = {"raw": "asdm", "calibration": "aux", "script": "aux", "product": "prod"}
+    tars = tmp_path / "archive"
+    tars.mkdir()
+    for sub, kind in parts.items():
+        with tarfile.open(tars / f"2025.1.x_{kind}_{sub}.tar", "w") as tf:
+            tf.add(member / sub, arcname=str(rel / sub))
+    from almaqa_casa.restore.engine import find_or_unpack
+    found, notes = find_or_unpack(str(tars), dryrun=True)
+    assert found == [] and "would be extracted" in notes[0]
+    r = _restore(deliverydir=str(tars), dryrun=True)
+    assert r["status"] == "ok" and not (tars / rel.parts[0]).exists()
+    found, notes = find_or_unpack(str(tars), dryrun=False)
+    assert [p.name for p in found] == [member.name]
+    assert (found[0] / "raw").is_dir() and (found[0] / "calibration").is_dir()
+    r = _restore(deliverydir=str(tars), dryrun=True, spacesaving=2, dosplit=True)
+    assert r["members"][0]["ebs"] == delivery["truth"]["ebs"]
+
+
+def test_usepipeline_without_pipeline(delivery, tmp_path):
+    import importlib.util
+    if importlib.util.find_spec("pipeline") is not None:
+        pytest.skip("the ALMA pipeline is installed here")
+    with pytest.raises(Exception, match="usepipeline=True needs the ALMA pipeline"):
+        _restore(deliverydir=delivery["member_dir"], outdir=str(tmp_path / "o"), usepipeline=True)
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,85 @@
+"""End-to-end: qa_validate on the synthetic deliveries (almaqa_casa.synth) against their truth."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from almaqa_casa.validate import validate_delivery, write_reports
+from tests.browser import check_page
+
+pytestmark = pytest.mark.slow
+
+
+def _check(result: dict, tmp_path: Path, expect_pol: bool) -> None:
+    truth = result["truth"]
+    v = validate_delivery(result["project_dir"])
+    errors = [f for f in v.findings if f.severity == "error"]
+    assert errors == [], errors
+    (member,) = v.members
+    assert member["mous"] == truth["mous"]
+    assert member["calibration"] == truth["calibration"]
+    assert member["full_polarization"] == bool(truth["polarization"])
+    measured = {os.path.basename(im["file"]): im for im in v.images}
+    assert measured, "no image measured"
+    checked = 0
+    for name, t in truth.get("images", {}).items():
+        im = measured.get(os.path.basename(name))
+        assert im is not None, f"{name} not measured"
+        assert im["error"] is None, im["error"]
+        noise = t.get("noise_jy_per_beam")
+        if noise:
+            assert abs(im["rms"] - noise) / noise < 0.10, (name, im["rms"], noise)
+            checked += 1
+        from astropy.io import fits
+        h = fits.getheader(im["file"])
+        if "BMAJ" in h:
+            assert im["bmaj"] == pytest.approx(h["BMAJ"] * 3600, rel=1e-9)
+            assert im["bmin"] == pytest.approx(h["BMIN"] * 3600, rel=1e-9)
+            assert im["bpa"] == pytest.approx(h["BPA"], rel=1e-9, abs=1e-9)
+    assert checked > 0
+    paths = write_reports(v, tmp_path / "report")
+    page = check_page(paths["html"])
+    assert page.ok, page.explain()
+    assert page.images_total == len(v.thumbnails) > 0
+    if result.get("tars"):
+        tardir = os.path.dirname(result["tars"][0])
+        vt = validate_delivery(tardir, thumbnails=False)
+        assert vt.mode == "tar"
+        assert [f for f in vt.findings if f.severity == "error"] == []
+        rms_t = sorted(round(im["rms"], 9) for im in vt.images)
+        assert rms_t == sorted(round(im["rms"], 9) for im in v.images)
+
+
+def test_pipeline_delivery(pipeline_delivery, tmp_path):
+    _check(pipeline_delivery, tmp_path, expect_pol=False)
+
+
+def test_pipeline_delivery_as_archive_tars(pipeline_delivery, tmp_path):
+    """The archive's tar files of the same delivery validate the same, read in place."""
+    from almaqa_casa.synth.tree import archive_tars
+
+    r = pipeline_delivery
+    root = os.path.dirname(r["project_dir"])
+    tars = archive_tars(r["spec"], root, str(tmp_path / "tars"))
+    assert len(tars) >= 3
+    folder = validate_delivery(r["project_dir"], checks="layout,naming,products,fits",
+                               thumbnails=False)
+    vt = validate_delivery(str(tmp_path / "tars"), checks="layout,naming,products,fits",
+                           thumbnails=False)
+    assert vt.mode == "tar"
+    assert [f for f in vt.findings if f.severity == "error"] == []
+    assert len(vt.products) == len(folder.products)
+    assert vt.members[0]["calibration"] == folder.members[0]["calibration"]
+    # nothing was unpacked next to the tars
+    assert sorted(p.name for p in (tmp_path / "tars").iterdir()) == sorted(
+        os.path.basename(t) for t in tars)
+
+
+def test_manual_delivery(manual_delivery, tmp_path):
+    _check(manual_delivery, tmp_path, expect_pol=False)
+
+
+def test_pol_delivery(pol_delivery, tmp_path):
+    _check(pol_delivery, tmp_path, expect_pol=True)
