@@ -15,7 +15,7 @@ BOOT_PYTHON := $(shell for p in "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || { echo "creating $(VENV) with $(BOOT_PYTHON)"; $(BOOT_PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[data,test]"
+	$(PY) -m pip install --quiet -e ".[data,test,manual]"
 	@touch $@
 
 setup: $(STAMP)

@@ -9,7 +9,6 @@ are carried the CASA way, after checking that the two images fit together.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

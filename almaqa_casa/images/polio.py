@@ -26,6 +26,9 @@ __all__ = ["StokesLayout", "PolReader", "open_reader", "read_layout", "make_base
            "make_template_header", "FitsStreamWriter", "split_fits", "set_header_ints"]
 
 FITS_BLOCK = 2880
+#: Largest tile slab (pixels, all channels of a tile plane) read directly from a CASA image;
+#: beyond it (huge planes in deep tiles) the bounded-memory tofits path is used.
+MAX_SLAB_PIXELS = 16 * 1024 * 1024
 
 
 @dataclass
@@ -225,6 +228,11 @@ class PolReader:
             self._strides = strides
         self._tiles = tiled_layout(path, layout.shape) if fast is None and len(layout.shape) in (3, 4) \
             else None
+        if self._tiles is not None and layout.spectral_axis is not None:
+            # a cached tile slab holds every channel of its tiles: keep it bounded
+            depth = self._tiles.tile[layout.spectral_axis]
+            if depth > 1 and depth * layout.nx * layout.ny > MAX_SLAB_PIXELS:
+                self._tiles = None
         if self._tiles is not None:
             self.mode = "tiled"
             self._fh = open(self._tiles.path, "rb")
@@ -295,10 +303,12 @@ class PolReader:
 
         Returns (channels in the tile, rows, nx) float32 (padded tiles cropped).
         """
+        cache = self._slabs.setdefault(s, {})
         key = (tspec, ty0, ty1)
-        hit = self._slabs.get(s)
-        if hit is not None and hit[0] == key:
-            return hit[1]
+        if key in cache:
+            return cache[key]
+        if any(k[0] != tspec for k in cache):  # keep the current tile plane only
+            cache.clear()
         lay, tl = self.layout, self._tiles
         nd = len(lay.shape)
         T, G = tl.tile, tl.grid
@@ -337,7 +347,7 @@ class PolReader:
         nch = min(T[lay.spectral_axis], lay.nchan - tspec * T[lay.spectral_axis]) \
             if lay.spectral_axis is not None else 1
         arr = np.ascontiguousarray(arr[:nch, :ny_slab, :lay.nx], dtype=np.float32)
-        self._slabs[s] = (key, arr)
+        cache[key] = arr
         return arr
 
     def _read_tiled(self, stokes: list[int], c0: int, c1: int, y0: int, y1: int) -> np.ndarray:

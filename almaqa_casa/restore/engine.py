@@ -104,7 +104,8 @@ def _eb_outputs(plan: MemberPlan) -> dict[str, list[str]]:
     return out
 
 
-def _restore_manual(infos: list[MemberInfo], opts: RestoreOptions, result: dict) -> None:
+def _restore_manual(infos: list[MemberInfo], opts: RestoreOptions, result: dict,
+                    free: Callable[[str], int] = free_bytes, several: bool = False) -> None:
     """Dispatch manually calibrated members to the manual path (issue 5's module)."""
     try:
         from .manual import restore_manual_member
@@ -113,7 +114,9 @@ def _restore_manual(infos: list[MemberInfo], opts: RestoreOptions, result: dict)
                            f"(almaqa_casa.restore.manual) is not available yet ({exc})") from None
     for info in infos:
         outdir = opts.outdir or None
-        r = restore_manual_member(info.path, outdir, opts)
+        if outdir and several:          # one output folder per MOUS
+            outdir = os.path.join(outdir, Path(info.path).name)
+        r = restore_manual_member(info.path, outdir, opts, free=free)
         result["members"].append({"member": info.path, "mode": "manual", **{
             k: v for k, v in r.items() if k not in ("produced", "warnings")}})
         result["ebs"] += list(r.get("ebs", []))
@@ -122,6 +125,8 @@ def _restore_manual(infos: list[MemberInfo], opts: RestoreOptions, result: dict)
         result["steps"] += list(r.get("steps", []) or [])
         if r.get("status") != "ok":
             result["failed"] = True
+            if r.get("error"):
+                result.setdefault("error", r["error"])
 
 
 def restore(deliverydir: str, params: Mapping[str, Any],
@@ -150,11 +155,11 @@ def restore(deliverydir: str, params: Mapping[str, Any],
     for m in members:
         info = inspect_member(m)
         modes.add(info.calibration)
+        if info.calibration == "manual":   # scriptForPI runs the scripts, pipeline or not
+            manual.append(info)
+            continue
         if opts.usepipeline:
             plans.append((info, None))
-            continue
-        if info.calibration == "manual":
-            manual.append(info)
             continue
         mopts = opts
         if opts.outdir and len(members) > 1:   # one output folder per MOUS
@@ -163,7 +168,7 @@ def restore(deliverydir: str, params: Mapping[str, Any],
         plans.append((info, plan))
     result["mode"] = ",".join(sorted(modes))
     if manual:
-        _restore_manual(manual, opts, result)
+        _restore_manual(manual, opts, result, free=free, several=len(members) > 1)
         if not plans:
             result["seconds"] = time.perf_counter() - t0
             result["status"] = "failed" if result.pop("failed", False) else "ok"

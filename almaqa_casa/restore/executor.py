@@ -340,14 +340,21 @@ def run_plan(plan: MemberPlan, info: MemberInfo, nprocs: int = 1) -> dict:
             # start method; the sampler thread is paused while the workers start.
             method = os.environ.get("ALMAQA_RESTORE_MP") or "spawn"
             ctx = multiprocessing.get_context(method)
-            with cf.ProcessPoolExecutor(max_workers=min(nprocs, len(by_eb)), mp_context=ctx) as ex:
+            # this process restores the first EB itself while the workers start up
+            chains = list(by_eb.items())
+            with cf.ProcessPoolExecutor(max_workers=min(nprocs - 1, len(chains) - 1),
+                                        mp_context=ctx) as ex:
                 sampler.pause()
                 try:
                     futs = {ex.submit(_worker, plan, info, [s.id for s in ss]): eb
-                            for eb, ss in by_eb.items()}
+                            for eb, ss in chains[1:]}
                 finally:
                     sampler.resume()
                 errors = []
+                try:
+                    timings += _run_chain(plan, info, chains[0][1])
+                except Exception as exc:
+                    errors.append(f"{chains[0][0]}: {exc}")
                 for f in cf.as_completed(futs):
                     try:
                         timings += f.result()
