@@ -8,7 +8,9 @@ where their outputs are.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,11 +32,42 @@ def self_check() -> None:
         print(f"  {name:16s} {task.spec.shortdescription}")
 
 
+@contextlib.contextmanager
+def _console_to(path: Path):
+    """Send CASA's terminal chatter (C++ warnings, progress bars) to ``path``.
+
+    CASA echoes WARN and SEVERE messages and tool progress straight to file
+    descriptors 1 and 2; the demo prints its own summary lines instead.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "a") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+_CHATTER: Path | None = None
+
+
 def _step(title: str, fn: Callable[[], Any]) -> Any:
-    print(f"\n=== {title}")
+    print(f"\n=== {title}", flush=True)
     t0 = time.perf_counter()
     try:
-        result = fn()
+        if _CHATTER is None:
+            result = fn()
+        else:
+            with _console_to(_CHATTER):
+                result = fn()
     except NotImplementedError as exc:
         print(f"    not available yet: {exc}")
         return None
@@ -61,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    global _CHATTER
+    _CHATTER = out / "casa-console.txt"
+    print(f"(CASA's console messages go to {_CHATTER})")
 
     _step("CASA offline self-check", self_check)
     delivery = _step("Synthetic pipeline delivery (almaqa synth)", lambda: _build(out, False))
