@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -112,6 +113,9 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
         shutil.rmtree(tmp, ignore_errors=True)
     result["truth"]["build_seconds"] = round(time.time() - t_start, 1)
     T.write_json(result["truth_path"], result["truth"])
+    # return exactly what truth.json holds (JSON keys are strings), fresh or cached alike
+    with open(result["truth_path"]) as fh:
+        result["truth"] = json.load(fh)
     _log(f"synthetic delivery {spec.variant} built in {time.time() - t_start:.0f} s: {final_project}")
     return result
 
