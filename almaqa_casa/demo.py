@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     _CHATTER = out / "casa-console.txt"
     print(f"(CASA's console messages go to {_CHATTER})")
 
-    _step("CASA offline self-check", self_check)
+    print("\n=== CASA offline self-check")
+    self_check()
     delivery = _step("Synthetic pipeline delivery (almaqa synth)", lambda: _build(out, False))
     if not delivery:
         return 0

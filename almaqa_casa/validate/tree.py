@@ -133,6 +133,10 @@ class MemberView:
 
 
 # ---- folder walking -------------------------------------------------------------
+#: Member subfolders a restore creates (scriptForPI.py and qa_restore): not part of the delivery.
+RESTORE_OUTPUTS = frozenset({"calibrated"})
+
+
 def walk_folder(root: str | os.PathLike) -> Tree:
     """List every file and folder below ``root`` (following symlinks once, cutting loops).
 
@@ -178,8 +182,14 @@ def _walk(folder: Path, rel: str, depth: int, seen: set, out: list[Entry]) -> No
         out.append(Entry(rel or ".", "unreadable", display=str(folder), disk_path=str(folder),
                          problem=exc.strerror or str(exc)))
         return
+    in_member = _MEMBER_DIR.match(folder.name) is not None
     for e in items:
         r = f"{rel}/{e.name}" if rel else e.name
+        if in_member and e.name in RESTORE_OUTPUTS and e.is_dir():
+            # made by scriptForPI.py / qa_restore, not delivered: listed, not walked (its
+            # links back into calibration/ and raw/ would shadow the real folders)
+            out.append(Entry(r, "dir", display=e.path, disk_path=e.path))
+            continue
         try:
             is_link = e.is_symlink()
             if e.is_dir(follow_symlinks=True):

@@ -83,3 +83,21 @@ def test_manual_delivery(manual_delivery, tmp_path):
 
 def test_pol_delivery(pol_delivery, tmp_path):
     _check(pol_delivery, tmp_path, expect_pol=True)
+
+
+def test_delivery_after_restore(pipeline_delivery, tmp_path):
+    """A member that qa_restore (or scriptForPI.py) has restored still validates:
+    calibrated/ links back into calibration/ and raw/ must not shadow them."""
+    import shutil
+    project = Path(pipeline_delivery["project_dir"])
+    copy = tmp_path / project.name
+    shutil.copytree(project, copy, symlinks=True)
+    member = copy / Path(pipeline_delivery["member_dir"]).relative_to(project)
+    cal = member / "calibrated"
+    (cal / "rawdata").mkdir(parents=True)
+    (cal / "products").symlink_to("../calibration")
+    for eb in pipeline_delivery["truth"]["ebs"]:
+        (cal / "rawdata" / eb).symlink_to(f"../../raw/{eb}.asdm.sdm")
+    v = validate_delivery(str(copy))
+    bad = [f for f in v.findings if f.severity in ("error", "warning")]
+    assert bad == [], bad
