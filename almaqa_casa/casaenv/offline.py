@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..atomic import write_text_atomic
+
 #: Site config paths casaconfig looks at when CASASITECONFIG is unset.
 STANDARD_SITE_CONFIGS = ("/opt/casa/casasiteconfig.py", "/home/casa/casasiteconfig.py")
 
@@ -89,12 +91,6 @@ def siteconfig_text(measurespath: str, logfile: str) -> str:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def bootstrap() -> BootstrapState:
     """Configure CASA for offline use if, and only if, nobody else has.
 
@@ -122,7 +118,7 @@ def bootstrap() -> BootstrapState:
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
     site = _private_dir() / f"casasiteconfig-{digest}.py"
     if not site.is_file():
-        _write_atomic(site, text)
+        write_text_atomic(site, text)
     os.environ["CASASITECONFIG"] = str(site)
     _STATE = BootstrapState(action="site-config", siteconfig=str(site),
                             measurespath=measures, logfile=logfile)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Dict
 
 import numpy as np
 
+from ..atomic import write_text_atomic
 from . import spec as S
 from .simulate import sky_correlations
 from ._casa import casatools
@@ -70,10 +70,7 @@ def _jsonable(x):
 
 
 def write_json(path: str, truth: Dict) -> str:
-    tmp = path + ".part"
-    with open(tmp, "w") as fh:
-        json.dump(_jsonable(truth), fh, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(_jsonable(truth), indent=1, sort_keys=True))
     return path
 
 
