@@ -4,7 +4,9 @@ Exit status: 0 the task succeeded, 1 the task failed, 2 bad arguments.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import traceback
 from typing import Any
@@ -37,6 +39,25 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool):
+    """With --json, stdout carries the JSON alone: what CASA's C++ code (and
+    worker processes) print while the task runs goes to stderr instead."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def run_task(task, argv: list[str]) -> int:
     """Run one task (an :class:`~almaqa_casa.taskdef.XMLTask`) from command-line words."""
     name = task.spec.name
@@ -54,7 +75,8 @@ def run_task(task, argv: list[str]) -> int:
         from casatasks import casalog
         casalog.setlogfile(ns.logfile)
     try:
-        result = task(**kwargs)
+        with _stdout_to_stderr(ns.json):
+            result = task(**kwargs)
     except TaskParameterError as exc:
         print(f"almaqa {name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

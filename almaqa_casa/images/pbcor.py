@@ -6,6 +6,16 @@ the pipeline's polarization products use.  It is exactly ``pbcor × pb``;
 :func:`recover_uncorrected` computes it with CASA's own ``impbcor``
 (``mode='m'``), so masks, beams (also per-plane), brightness unit and history
 are carried the CASA way, after checking that the two images fit together.
+
+``impbcor`` is particular about its PB (it aborts the process on a FITS PB
+with degenerate axes — casacore cannot extend its mask — and compares
+coordinates strictly), so the PB is put
+on the image's grid first, the cheapest way that is safe
+(:func:`choose_route`): as it is when the grids are identical (the usual
+ALMA case, no copy), a copy at its own size adopting the image's
+coordinates, or, for other axis layouts, a block-wise copy onto the full
+image grid.  Every route hands ``impbcor`` the same PB pixels, so the
+output is the same.
 """
 from __future__ import annotations
 
@@ -16,7 +26,8 @@ import numpy as np
 from ..atomic import atomic_output
 from .fitsio import casa_readable, image_format, temp_workdir
 
-__all__ = ["recover_uncorrected", "check_pb_compatible", "ImageMismatchError", "EXPORTFITS_KW"]
+__all__ = ["recover_uncorrected", "recover_with_route", "check_pb_compatible", "grids_identical",
+           "choose_route", "ROUTES", "ImageMismatchError", "EXPORTFITS_KW"]
 
 #: exportfits settings used for every FITS the package writes (as the ALMA pipeline exports).
 EXPORTFITS_KW = dict(
@@ -30,7 +41,7 @@ class ImageMismatchError(ValueError):
 
 
 def _geometry(path: str, label: str) -> dict:
-    """Shape and direction coordinate of an image CASA can open (I/O only)."""
+    """Shape, axis kinds and world coordinates of an image CASA can open (I/O only)."""
     from casatools import image, quanta
 
     ia = image()
@@ -52,20 +63,41 @@ def _geometry(path: str, label: str) -> dict:
             qa = quanta()
             to_rad = np.array([qa.convert(qa.quantity(1.0, str(u)), "rad")["value"]
                                for u in d["units"]])
+
             def _axis(kind: str) -> int | None:
                 f = cs.findcoordinate(kind)
                 return int(f["pixel"][0]) if f["return"] and len(f["pixel"]) else None
 
+            kinds = ["other"] * len(shape)
+            for a in pix:
+                kinds[a] = "direction"
+            spectral = None
+            sa = _axis("spectral")
+            if sa is not None:
+                kinds[sa] = "spectral"
+                skey = next(k for k in rec if k.startswith("spectral"))
+                w = rec[skey].get("wcs", {})
+                spectral = {k: float(w[k]) for k in ("crval", "cdelt", "crpix") if k in w}
+                spectral["unit"] = str(rec[skey].get("unit", ""))
+            ka = _axis("stokes")
+            stokes = None
+            if ka is not None:
+                kinds[ka] = "stokes"
+                stokes = [str(x) for x in cs.stokes()]
             geo = {
-                "spectral_axis": _axis("spectral"),
-                "stokes_axis": _axis("stokes"),
+                "spectral_axis": sa,
+                "stokes_axis": ka,
                 "shape": shape,
+                "kinds": kinds,
                 "dir_axes": pix,
                 "crval": np.asarray(d["crval"], float) * to_rad,
                 "cdelt": np.asarray(d["cdelt"], float) * to_rad,
                 "crpix": np.asarray(d["crpix"], float),
+                "units": [str(u) for u in d["units"]],
                 "projection": str(d.get("projection", "")),
                 "system": str(d.get("system", "")),
+                "spectral": spectral,
+                "stokes": stokes,
             }
         finally:
             cs.done()
@@ -118,18 +150,138 @@ def check_pb_compatible(img: dict, pb: dict, img_name: str, pb_name: str) -> Non
             f"{img_name} projection {img['projection']}")
 
 
-def _conform_pb(pb_path: str, img_path: str, gi: dict, gp: dict, out: str) -> None:
-    """Write the PB on the image's exact grid (shape and coordinate system).
+#: Memory budget of one block in the regrid copy (bytes); blocks hold whole sky planes.
+CHUNK_BYTES = 64 * 1024 * 1024
 
-    casacore's ``impbcor`` aborts the process on some degenerate-axis PBs
-    (``ExtendSpecifier`` error), refuses a single-Stokes PB cube against an
-    IQUV cube and compares direction coordinates to 1e-11, which a CASA/FITS
-    round trip can miss.  A PB copied plane by plane onto the image's
-    coordinate system avoids all three; memory is one sky plane.
+#: Conforming routes, fastest first (see :func:`choose_route`).
+ROUTES = ("direct", "adopt", "regrid")
+
+
+def grids_identical(img: dict, pb: dict) -> bool:
+    """True if two ``_geometry`` dictionaries describe the same pixel grid.
+
+    Same shape and axis order, same direction units, projection and frame,
+    reference values/increments/pixels equal to 1e-9 (of a pixel for the
+    sky), the same spectral axis and Stokes planes.  This is what lets
+    ``impbcor`` take the primary beam as it is.  Pure.
+    """
+    if list(img["shape"]) != list(pb["shape"]) or img["kinds"] != pb["kinds"]:
+        return False
+    if (img["units"] != pb["units"] or img["projection"] != pb["projection"]
+            or img["system"] != pb["system"]):
+        return False
+    cdelt = np.abs(img["cdelt"]).max()
+    if (not np.allclose(img["cdelt"], pb["cdelt"], rtol=1e-9, atol=0)
+            or not np.allclose(img["crval"], pb["crval"], rtol=0, atol=1e-9 * cdelt)
+            or not np.allclose(img["crpix"], pb["crpix"], rtol=0, atol=1e-9)):
+        return False
+    si, sp = img["spectral"], pb["spectral"]
+    if (si is None) != (sp is None):
+        return False
+    if si is not None:
+        if set(si) != set(sp) or si["unit"] != sp["unit"]:
+            return False
+        step = abs(si.get("cdelt", 0.0)) or 1.0
+        for k in ("crval", "cdelt", "crpix"):
+            if k in si:
+                tol = 1e-9 * (step if k == "crval" else abs(si[k]) if k == "cdelt" else 1.0)
+                if abs(si[k] - sp[k]) > tol:
+                    return False
+    return img["stokes"] == pb["stokes"]
+
+
+def choose_route(img: dict, pb: dict, same_storage: bool) -> str:
+    """How to bring a compatible PB onto the image grid for ``impbcor`` (pure).
+
+    - ``'direct'``: identical grids (:func:`grids_identical`) stored the same
+      way (both FITS or both CASA images) — ``impbcor`` reads the PB as it is,
+      nothing is copied.  The ALMA case: ``*.pb.fits`` shaped like its pbcor.
+    - ``'adopt'``: same axes in the same order, each PB axis equal to the
+      image's or degenerate — one C++ copy of the PB *at its own size* into a
+      scratch CASA image that adopts the image's coordinates (all of them
+      for equal shapes, the sky coordinate for a degenerate PB, which
+      ``impbcor`` then extends; the copy carries no mask then).  Needed
+      because ``impbcor`` aborts the process when it extends a PB *mask*
+      (every FITS PB has one: its NaNs) and compares coordinates strictly
+      (CASA-image vs FITS units, round-trip rounding).
+    - ``'regrid'``: anything else (other axis order or count) — the PB is
+      copied block by block onto the image's full shape and coordinates.
+
+    Only called after :func:`check_pb_compatible`, so the sky grids agree
+    within its tolerance in every route.
+    """
+    if same_storage and grids_identical(img, pb):
+        return "direct"
+    if img["kinds"] == pb["kinds"] and all(
+            n_pb in (1, n_img) for n_pb, n_img in zip(pb["shape"], img["shape"])):
+        return "adopt"
+    return "regrid"
+
+
+def _adopt_pb(pb_path: str, img_path: str, gi: dict, gp: dict, out: str) -> None:
+    """Copy the PB (its own shape) to CASA image ``out`` with the image's coordinates.
+
+    Equal shapes: the image's whole coordinate system.  Degenerate PB axes:
+    the PB keeps its spectral/Stokes coordinates and takes the image's
+    direction coordinate, so ``impbcor`` sees the same sky grid and extends
+    the PB over the image's other axes itself.  The copy is casacore's
+    (``ia.subimage``), tiled and bounded in memory.
     """
     from casatools import image
 
-    ia_img, ia_pb, ia_out = image(), image(), image()
+    ia_img, ia_pb = image(), image()
+    ia_img.open(img_path)
+    try:
+        cs_img = ia_img.coordsys()
+    finally:
+        ia_img.done()
+    try:
+        ia_pb.open(pb_path)
+        try:
+            sub = ia_pb.subimage(outfile=out, dropdeg=False, overwrite=True)
+            sub.done()
+        finally:
+            ia_pb.done()
+        ia_pb.open(out)
+        try:
+            if list(gi["shape"]) == list(gp["shape"]):
+                ia_pb.setcoordsys(cs_img.torecord())
+            else:
+                # impbcor aborts the process when it has to extend a PB *mask* over
+                # the image (casacore ExtendSpecifier); a broadcast PB brings its
+                # values (NaN included), not a mask — as in the regrid route
+                masks = [m for m in ia_pb.maskhandler("get") if m != "T"]
+                if masks:
+                    ia_pb.maskhandler("delete", masks)
+                cs_pb = ia_pb.coordsys()
+                try:
+                    ci = list(cs_img.coordinatetype()).index("Direction")
+                    cp = list(cs_pb.coordinatetype()).index("Direction")
+                    cs_pb.replace(cs_img.torecord(), ci, cp)
+                    ia_pb.setcoordsys(cs_pb.torecord())
+                finally:
+                    cs_pb.done()
+        finally:
+            ia_pb.done()
+    finally:
+        cs_img.done()
+
+
+def _conform_pb(pb_path: str, img_path: str, gi: dict, gp: dict, out: str,
+                chunk_bytes: int | None = None) -> None:
+    """Write the PB on the image's exact grid (full shape and coordinate system).
+
+    The general fallback: handles a PB whose axes differ in count or order
+    from the image's, and single-channel/single-Stokes PBs broadcast over
+    the image.  The PB's mask is carried when the PB is not broadcast (as
+    ``impbcor`` uses it on the other routes); a broadcast PB brings its
+    values only (NaN included), like the ``'adopt'`` route.  Copied in
+    blocks of whole sky planes along the image's spectral axis, each at most
+    ``chunk_bytes`` (default :data:`CHUNK_BYTES`; at least one plane).
+    """
+    from casatools import image, regionmanager
+
+    ia_img, ia_pb, ia_out, rg = image(), image(), image(), regionmanager()
     ia_img.open(img_path)
     try:
         csys = ia_img.coordsys()
@@ -138,44 +290,77 @@ def _conform_pb(pb_path: str, img_path: str, gi: dict, gp: dict, out: str) -> No
     finally:
         ia_img.done()
     shape = gi["shape"]
+    nd = len(shape)
+    nx, ny = shape[0], shape[1]
     ia_out.fromshape(outfile=out, shape=shape, csys=rec, overwrite=True)
     ia_pb.open(pb_path)
     try:
-        nd = len(shape)
         sa_i, ka_i = gi["spectral_axis"], gi["stokes_axis"]
         sa_p, ka_p = gp["spectral_axis"], gp["stokes_axis"]
         nchan = shape[sa_i] if sa_i is not None else 1
         nstok = shape[ka_i] if ka_i is not None else 1
         pb_nchan = gp["shape"][sa_p] if sa_p is not None else 1
         pb_nstok = gp["shape"][ka_p] if ka_p is not None else 1
-        cache: dict[tuple[int, int], np.ndarray] = {}
-        for c in range(nchan):
+        budget = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+        step = max(1, min(nchan, int(budget // max(1, nx * ny * 4))))
+        has_mask = False
+        broadcast = pb_nchan != nchan or pb_nstok != nstok  # then values only, no mask
+        # the PB block is reused across Stokes planes when the PB has one Stokes plane
+        for c0 in range(0, nchan, step):
+            c1 = min(nchan, c0 + step)
+            cached = cached_mask = None
             for k in range(nstok):
-                key = (c if pb_nchan > 1 else 0, k if pb_nstok > 1 else 0)
-                if key not in cache:
-                    cache.clear()
+                if cached is None or pb_nstok > 1:
                     blc = [0] * len(gp["shape"])
                     trc = [n - 1 for n in gp["shape"]]
-                    for ax, v in ((sa_p, key[0]), (ka_p, key[1])):
-                        if ax is not None:
-                            blc[ax] = trc[ax] = v
-                    plane = ia_pb.getchunk(blc=blc, trc=trc, dropdeg=False)
-                    plane = plane.reshape(plane.shape[0], plane.shape[1])
-                    cache[key] = plane.astype(np.float32)
+                    if sa_p is not None:
+                        blc[sa_p], trc[sa_p] = (c0, c1 - 1) if pb_nchan > 1 else (0, 0)
+                    if ka_p is not None:
+                        blc[ka_p] = trc[ka_p] = k if pb_nstok > 1 else 0
+                    arr = np.asarray(ia_pb.getchunk(blc=blc, trc=trc, dropdeg=False),
+                                     dtype=np.float32)
+                    msk = np.asarray(ia_pb.getchunk(blc=blc, trc=trc, dropdeg=False,
+                                                    getmask=True), dtype=bool)
+                    cached = _block(arr, sa_p, nx, ny, c1 - c0)
+                    cached_mask = (None if broadcast or msk.all()
+                                   else _block(msk, sa_p, nx, ny, c1 - c0))
                 blc_o = [0] * nd
                 if sa_i is not None:
-                    blc_o[sa_i] = c
+                    blc_o[sa_i] = c0
                 if ka_i is not None:
                     blc_o[ka_i] = k
-                chunk = cache[key].reshape(cache[key].shape + (1,) * (nd - 2))
-                ia_out.putchunk(pixels=chunk, blc=blc_o)
+                ia_out.putchunk(pixels=_place(cached, sa_i, nd), blc=blc_o)
+                if cached_mask is not None:  # carry the PB's mask, as impbcor would
+                    if not has_mask:
+                        ia_out.calcmask(mask="T", name="mask0", asdefault=True)
+                        has_mask = True
+                    mblock = _place(cached_mask, sa_i, nd)
+                    trc_o = [b + n - 1 for b, n in zip(blc_o, mblock.shape)]
+                    ia_out.putregion(pixelmask=mblock, region=rg.box(blc=blc_o, trc=trc_o))
     finally:
         ia_pb.done()
         ia_out.done()
+        rg.done()
+
+
+def _block(arr: np.ndarray, spectral_axis: int | None, nx: int, ny: int, n: int) -> np.ndarray:
+    """PB chunk (its own axis order) → (nx, ny, n), broadcasting a single plane."""
+    if spectral_axis is not None:
+        arr = np.moveaxis(arr, spectral_axis, -1)
+    return np.broadcast_to(arr.reshape(nx, ny, -1), (nx, ny, n))
+
+
+def _place(block: np.ndarray, spectral_axis: int | None, nd: int) -> np.ndarray:
+    """(nx, ny, n) block → the image's axis order (spectral axis where the image has it)."""
+    nx, ny, n = block.shape
+    out = block.reshape((nx, ny, n) + (1,) * (nd - 3)) if nd >= 3 else block.reshape(nx, ny)
+    if spectral_axis is not None:
+        out = np.moveaxis(out, 2, spectral_axis)
+    return np.ascontiguousarray(out)
 
 
 def recover_uncorrected(pbcor: str, pb: str, outfile: str, overwrite: bool = False,
-                        workdir: str | None = None) -> str:
+                        workdir: str | None = None, route: str = "auto") -> str:
     """Write the primary-beam uncorrected image ``pbcor × pb``.
 
     Parameters
@@ -192,6 +377,10 @@ def recover_uncorrected(pbcor: str, pb: str, outfile: str, overwrite: bool = Fal
         Replace an existing ``outfile``.
     workdir
         Folder for temporaries (default: next to ``outfile``).
+    route
+        ``'auto'`` (default: :func:`choose_route`) or one of :data:`ROUTES`
+        to force how the PB is put on the image grid (all give the same
+        pixels; forcing is for tests and cross-checks).
 
     Returns
     -------
@@ -206,8 +395,21 @@ def recover_uncorrected(pbcor: str, pb: str, outfile: str, overwrite: bool = Fal
     FileExistsError
         ``outfile`` exists and ``overwrite`` is False.
     """
-    from casatasks import exportfits, impbcor
+    return recover_with_route(pbcor, pb, outfile, overwrite, workdir, route)[0]
 
+
+def recover_with_route(pbcor: str, pb: str, outfile: str, overwrite: bool = False,
+                       workdir: str | None = None, route: str = "auto") -> tuple[str, str]:
+    """:func:`recover_uncorrected`, also returning the route that produced the output.
+
+    If ``impbcor`` still rejects the PB on the ``'direct'`` or ``'adopt'``
+    route (its coordinate comparison is stricter than ours), the next route
+    is taken; the CASA log says so.
+    """
+    from casatasks import casalog, exportfits, impbcor
+
+    if route != "auto" and route not in ROUTES:
+        raise ValueError(f"route must be 'auto' or one of {ROUTES}, not {route!r}")
     outfile = str(outfile)
     out = Path(outfile)
     if out.exists() and not overwrite:
@@ -224,19 +426,45 @@ def recover_uncorrected(pbcor: str, pb: str, outfile: str, overwrite: bool = Fal
         gi = _geometry(img_path, str(pbcor))
         gp = _geometry(pb_path, str(pb))
         check_pb_compatible(gi, gp, str(pbcor), str(pb))
+        same_storage = image_format(img_path) == image_format(pb_path)
+        first = choose_route(gi, gp, same_storage) if route == "auto" else route
+        # never hand impbcor a PB it would abort on (degenerate FITS PB, other layout)
+        if first == "direct" and list(gi["shape"]) != list(gp["shape"]):
+            raise ImageMismatchError(f"{pb}: route 'direct' needs the image's shape")
+        if first == "adopt" and gi["kinds"] != gp["kinds"]:
+            raise ImageMismatchError(f"{pb}: route 'adopt' needs the image's axis order")
         with atomic_output(out, overwrite=overwrite) as final_tmp:
             target = tmp / "uncorrected.im" if to_fits else final_tmp
-            pb_grid = str(tmp / "pb_on_image_grid.im")
-            _conform_pb(pb_path, img_path, gi, gp, pb_grid)
-            try:
-                impbcor(imagename=img_path, pbimage=pb_grid, outfile=str(target),
-                        mode="m", overwrite=True)
-            except Exception as exc:
-                raise ImageMismatchError(
-                    f"impbcor(mode='m') of {pbcor} by {pb} failed: {exc}") from exc
+            used = None
+            errors = []
+            for r in ROUTES[ROUTES.index(first):]:
+                if r == "direct":
+                    pb_grid = pb_path
+                elif r == "adopt":
+                    pb_grid = str(tmp / "pb_adopted.im")
+                    _adopt_pb(pb_path, img_path, gi, gp, pb_grid)
+                else:
+                    pb_grid = str(tmp / "pb_on_image_grid.im")
+                    _conform_pb(pb_path, img_path, gi, gp, pb_grid)
+                try:
+                    impbcor(imagename=img_path, pbimage=pb_grid, outfile=str(target),
+                            mode="m", overwrite=True)
+                except Exception as exc:
+                    errors.append(f"{r}: {exc}")
+                    if r != "regrid" and route == "auto":
+                        casalog.post(f"impbcor rejected the primary beam {pb} on route '{r}' "
+                                     f"({exc}); trying the next route", "WARN")
+                        continue
+                    raise ImageMismatchError(
+                        f"impbcor(mode='m') of {pbcor} by {pb} failed: {'; '.join(errors)}"
+                    ) from exc
+                used = r
+                break
             if not Path(target).exists():
                 raise RuntimeError(
                     f"impbcor(mode='m') of {pbcor} by {pb} wrote nothing (see the CASA log)")
+            casalog.post(f"uncorrected image {outfile} = impbcor(mode='m') of {pbcor} by {pb}, "
+                         f"primary beam route '{used}'", "INFO")
             if to_fits:
                 exportfits(imagename=str(target), fitsimage=str(final_tmp), **EXPORTFITS_KW)
-    return outfile
+    return outfile, used

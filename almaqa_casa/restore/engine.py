@@ -129,6 +129,18 @@ def _restore_manual(infos: list[MemberInfo], opts: RestoreOptions, result: dict,
                 result.setdefault("error", r["error"])
 
 
+def _plan_all(infos: list[MemberInfo], opts: RestoreOptions,
+              several: bool) -> list[tuple[MemberInfo, MemberPlan]]:
+    plans = []
+    for info in infos:
+        mopts = opts
+        if opts.outdir and several:   # one output folder per MOUS
+            mopts = dataclasses.replace(opts, outdir=os.path.join(opts.outdir,
+                                                                  Path(info.path).name))
+        plans.append((info, make_plan(info, mopts)))
+    return plans
+
+
 def restore(deliverydir: str, params: Mapping[str, Any],
             caller_globals: Mapping[str, Any] | None = None,
             free: Callable[[str], int] = free_bytes) -> dict:
@@ -149,23 +161,16 @@ def restore(deliverydir: str, params: Mapping[str, Any],
             result["status"] = "ok"
             return result
         raise RestoreError(f"{deliverydir}: no member.uid___* folder found")
-    plans: list[tuple[MemberInfo, MemberPlan | None]] = []
-    manual: list[MemberInfo] = []
-    modes = set()
-    for m in members:
-        info = inspect_member(m)
-        modes.add(info.calibration)
-        if info.calibration == "manual":   # scriptForPI runs the scripts, pipeline or not
-            manual.append(info)
-            continue
-        if opts.usepipeline:
-            plans.append((info, None))
-            continue
-        mopts = opts
-        if opts.outdir and len(members) > 1:   # one output folder per MOUS
-            mopts = dataclasses.replace(opts, outdir=os.path.join(opts.outdir, Path(m).name))
-        plan = make_plan(info, mopts)
-        plans.append((info, plan))
+    infos = [inspect_member(m) for m in members]
+    modes = {info.calibration for info in infos}
+    # scriptForPI runs the scripts of manual data, pipeline or not
+    manual = [info for info in infos if info.calibration == "manual"]
+    pipeline_infos = [info for info in infos if info.calibration != "manual"]
+    plans: list[tuple[MemberInfo, MemberPlan | None]]
+    if opts.usepipeline:
+        plans = [(info, None) for info in pipeline_infos]
+    else:
+        plans = _plan_all(pipeline_infos, opts, several=len(members) > 1)
     result["mode"] = ",".join(sorted(modes))
     if manual:
         _restore_manual(manual, opts, result, free=free, several=len(members) > 1)
@@ -183,6 +188,13 @@ def restore(deliverydir: str, params: Mapping[str, Any],
     # disk check before any work (all members, one filesystem assumed per output)
     need = sum(p.peak_bytes for _, p in plans)
     where = plans[0][1].calibrated
+    if opts.nprocs_auto and opts.nprocs > 1 and opts.check_disk and need > free(where):
+        # EBs in parallel need more room at once: one at a time may fit
+        opts = dataclasses.replace(opts, nprocs=1)
+        plans = _plan_all([i for i, _ in plans], opts, several=len(members) > 1)
+        need = sum(p.peak_bytes for _, p in plans)
+        result["warnings"].append("not enough free disk for EBs in parallel: restoring one "
+                                  "EB at a time")
     if opts.dryrun:
         for info, plan in plans:
             text = format_plan(plan)
@@ -206,6 +218,9 @@ def restore(deliverydir: str, params: Mapping[str, Any],
         for t in steps:
             for w in (t.get("extra") or {}).get("warnings", []) or []:
                 result["warnings"].append(f"{plan.mous}: {w}")
+            rn = (t.get("extra") or {}).get("renorm")
+            if rn is not None:
+                result.setdefault("renorm", {})[t["step"].split(":")[0]] = rn
             fb = (t.get("extra") or {}).get("fallback_reason")
             if fb:
                 result["warnings"].append(f"{plan.mous} {t['step']}: {fb}; imported with lazy=False")

@@ -4,14 +4,14 @@ Every step writes under a temporary name and renames when complete; a small
 record in ``calibrated/.qa_restore/`` marks it done (with a digest of its
 parameters).  A re-run skips steps whose record and outputs are present, so
 an interrupted restore completes and gives the same result.  EBs are
-independent and can run in parallel processes (``nprocs``).
+independent and can run in parallel processes (``nprocs``, see
+:mod:`.workers`).
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import sys
@@ -112,8 +112,12 @@ def _do_ms(plan, info, step, ctx):
         extra.update(cs.import_asdm(asdm, tmp, lazy=step.params.get("lazy", True)))
         cs.copy_asdm_xml(asdm, tmp)
         cs.restore_flags(tmp, info.flagversions[uid])
+        # amplitude renormalization (manifest hifa_renorm): table + TARGET lines
+        from .renormstep import prepare
+        apps = prepare(tmp, step.params.get("renorm"), info.calapply[uid], plan.working,
+                       uid, extra, _log)
         if step.params["route"] == "applycal":
-            extra["applycal_lines"] = cs.apply_calibration(tmp, info.calapply[uid], plan.working)
+            extra["applycal_lines"] = cs.apply_calibration(tmp, apps, plan.working)
         remove(fv)
         os.replace(tmp + ".flagversions", fv)
         remove(ms)
@@ -136,13 +140,17 @@ def _callib_for(plan, info, step, ms, ctx) -> str:
     if step.params.get("route") != "callib":
         return ""
     path = os.path.join(plan.working, f"{step.eb}.ms.callib.txt")
+    from .renormstep import applications
+    # with the renormalization table of the ms step for TARGET, when it wrote one
+    apps = (applications(info.calapply[step.eb], plan.working, step.eb, ms)
+            if step.params.get("renorm") else info.calapply[step.eb])
     try:
-        cs.write_callib(ms, info.calapply[step.eb], plan.working, path)
+        cs.write_callib(ms, apps, plan.working, path)
         return path
     except CalApplyError as exc:
         if not _has_corrected(ms):
             _log(f"{step.eb}: {exc}; applying the calibration into {ms} instead", "WARN")
-            cs.apply_calibration(ms, info.calapply[step.eb], plan.working)
+            cs.apply_calibration(ms, apps, plan.working)
         ctx.setdefault("warnings", []).append(f"{step.eb}: cal library not possible ({exc}); "
                                               "applycal route used")
         return ""
@@ -280,15 +288,7 @@ class DiskSampler:
         self.interval = interval
         self.peak = 0
         self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._t = threading.Thread(target=self._run, daemon=True)
-
-    def pause(self) -> None:
-        """Stop sampling (e.g. while forking worker processes); waits for a sample in flight."""
-        self._lock.acquire()
-
-    def resume(self) -> None:
-        self._lock.release()
 
     def sample(self) -> int:
         n = dir_size(self.folder) if os.path.isdir(self.folder) else 0
@@ -298,11 +298,10 @@ class DiskSampler:
 
     def _run(self):
         while not self._stop.is_set():
-            with self._lock:
-                try:
-                    self.sample()
-                except OSError:
-                    pass
+            try:
+                self.sample()
+            except OSError:
+                pass
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -316,6 +315,51 @@ class DiskSampler:
             self.sample()
         except OSError:
             pass
+
+
+def _run_parallel(plan: MemberPlan, info: MemberInfo, chains: list[tuple[str, list[Step]]],
+                  nprocs: int) -> list[dict]:
+    """EB chains on ``nprocs - 1`` worker processes plus this one, which takes
+    the next waiting chain whenever it is free (so it starts at once, while
+    the workers import CASA)."""
+    import collections
+    from .workers import WorkerPool
+    timings: list[dict] = []
+    errors: list[str] = []
+    pending = collections.deque(chains)
+    running: dict[cf.Future, str] = {}
+
+    def collect(done) -> None:
+        for f in done:
+            eb = running.pop(f)
+            try:
+                timings.extend(f.result())
+            except Exception as exc:
+                errors.append(f"{eb}: {exc}")
+
+    with WorkerPool(min(nprocs - 1, len(chains) - 1)) as pool, \
+            cf.ThreadPoolExecutor(max_workers=pool.size) as threads:
+        def fill() -> None:
+            while len(pending) > 1 and len(running) < pool.size:
+                eb, ss = pending.pop()           # workers take from the end
+                running[threads.submit(pool.run, _worker, plan, info, [s.id for s in ss])] = eb
+
+        fill()
+        while pending or running:
+            collect([f for f in list(running) if f.done()])
+            fill()
+            if pending:
+                eb, ss = pending.popleft()       # this process takes from the front
+                try:
+                    timings += _run_chain(plan, info, ss)
+                except Exception as exc:
+                    errors.append(f"{eb}: {exc}")
+            elif running:
+                done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
+                collect(done)
+    if errors:
+        raise StepFailed("; ".join(errors))
+    return timings
 
 
 def run_plan(plan: MemberPlan, info: MemberInfo, nprocs: int = 1) -> dict:
@@ -334,34 +378,7 @@ def run_plan(plan: MemberPlan, info: MemberInfo, nprocs: int = 1) -> dict:
     t0 = time.perf_counter()
     with DiskSampler(plan.calibrated) as sampler:
         if nprocs > 1 and len(by_eb) > 1:
-            # spawn: a forked child of a process that has run CASA tasks can deadlock
-            # inside CASA (seen in importasdm); a spawned child imports CASA again
-            # (~5 s), which small EBs do not repay.  ALMAQA_RESTORE_MP may name another
-            # start method; the sampler thread is paused while the workers start.
-            method = os.environ.get("ALMAQA_RESTORE_MP") or "spawn"
-            ctx = multiprocessing.get_context(method)
-            # this process restores the first EB itself while the workers start up
-            chains = list(by_eb.items())
-            with cf.ProcessPoolExecutor(max_workers=min(nprocs - 1, len(chains) - 1),
-                                        mp_context=ctx) as ex:
-                sampler.pause()
-                try:
-                    futs = {ex.submit(_worker, plan, info, [s.id for s in ss]): eb
-                            for eb, ss in chains[1:]}
-                finally:
-                    sampler.resume()
-                errors = []
-                try:
-                    timings += _run_chain(plan, info, chains[0][1])
-                except Exception as exc:
-                    errors.append(f"{chains[0][0]}: {exc}")
-                for f in cf.as_completed(futs):
-                    try:
-                        timings += f.result()
-                    except Exception as exc:
-                        errors.append(f"{futs[f]}: {exc}")
-                if errors:
-                    raise StepFailed("; ".join(errors))
+            timings += _run_parallel(plan, info, list(by_eb.items()), nprocs)
         else:
             for eb, ss in by_eb.items():
                 timings += _run_chain(plan, info, ss)

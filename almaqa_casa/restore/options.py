@@ -35,6 +35,8 @@ class RestoreOptions:
     usems: bool = False
     ignoreversion: bool = False
     nprocs: int = 1
+    #: nprocs chosen by qa_restore (parameter 0): lowered when the disk is short
+    nprocs_auto: bool = False
     sources: tuple[tuple[str, str], ...] = ()   # (option, 'parameter'|'global'|'default')
 
     @property
@@ -113,13 +115,15 @@ def make_options(params: Mapping[str, Any], caller_globals: Mapping[str, Any] | 
     dc, src = resolve_option("docontsub", params.get("docontsub", ""), ns, False)
     sources.append(("docontsub", src))
     nprocs = int(params.get("nprocs", 1) or 0)
-    if nprocs <= 0:
+    auto = nprocs <= 0
+    if auto:
         import os
-        nprocs = os.cpu_count() or 1
+        nprocs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
     return RestoreOptions(
         spacesaving=_spacesaving(ss), dosplit=_bool("DOSPLIT", ds),
         docontsub=_bool("DOCONTSUB", dc), images=bool(params.get("images", False)),
         imagedir=str(params.get("imagedir", "") or ""), outdir=str(params.get("outdir", "") or ""),
         dryrun=bool(params.get("dryrun", False)), usepipeline=bool(params.get("usepipeline", False)),
         usems=bool(params.get("usems", False)), ignoreversion=bool(params.get("ignoreversion", False)),
-        nprocs=nprocs, sources=tuple(sources))
+        nprocs=nprocs, nprocs_auto=auto, sources=tuple(sources))

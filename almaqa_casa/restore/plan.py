@@ -8,8 +8,10 @@ Pipeline path, per EB, following scriptForPI.py (restore.md §2.8) and
 hifa_restoredata (§4.3) without the pipeline:
 
 ``caltables``  extract the session caltables the calapply.txt names;
-``ms``         importasdm (lazy) -> restore Pipeline_Final -> applycal
-               (calflagstrict, pipeline intents) -> ``working/<uid>.ms``;
+``ms``         importasdm (lazy) -> restore Pipeline_Final -> amplitude
+               renormalization table when the manifest records hifa_renorm
+               (:mod:`.renormstep`) -> applycal (calflagstrict, pipeline
+               intents) -> ``working/<uid>.ms``;
                when the full MS is not kept (SPACESAVING >= 2 with a split)
                the calibration is not written into it but applied on the
                fly by the next steps (cal library, ``docallib=True``);
@@ -177,20 +179,20 @@ def make_plan(info: MemberInfo, opts: RestoreOptions, lazy: bool = True) -> Memb
                           params={"tables": tables, "session": session}))
         ms_size = raw * (fm["ms_lazy"] if lazy else fm["ms_full"])
         corr = raw * fm["corrected"] if route == "applycal" else 0
+        renorm = _renorm_params(info, uid, working, warnings)
         steps.append(Step(id=f"{uid}:ms", kind="ms", eb=uid,
                           inputs=[asdm, info.flagversions[uid], info.calapply_paths[uid]],
                           outputs=[ms, ms + ".flagversions"],
-                          params={"route": route, "lazy": lazy,
-                                  "renorm": (info.manifest.asdms[uid].renorm
-                                             if info.manifest and uid in info.manifest.asdms
-                                             else None)},
+                          params={"route": route, "lazy": lazy, "renorm": renorm},
                           adds=int(ms_size + corr + raw * fm["flagversions"]),
                           after=[f"{uid}:caltables"]))
+        # steps that calibrate on the fly apply the renormalization table too
+        rn_flag = bool(renorm and renorm["apply"])
         if docontsub:
             tms = os.path.join(working, f"{uid}_targets.ms")
             lms = os.path.join(working, f"{uid}_targets_line.ms")
             steps.append(Step(id=f"{uid}:targets", kind="targets", eb=uid, inputs=[ms],
-                              outputs=[tms], params={"route": route},
+                              outputs=[tms], params={"route": route, "renorm": rn_flag},
                               adds=int(raw * fm["split"]), after=[f"{uid}:ms"]))
             steps.append(Step(id=f"{uid}:contsub", kind="contsub", eb=uid,
                               inputs=[tms, info.contdat or "auxproducts:cont.dat"],
@@ -200,7 +202,8 @@ def make_plan(info: MemberInfo, opts: RestoreOptions, lazy: bool = True) -> Memb
         if split_wanted:
             out = os.path.join(calibrated, f"{uid}.ms.split.cal")
             steps.append(Step(id=f"{uid}:split", kind="split", eb=uid, inputs=[ms],
-                              outputs=[out], params={"route": route, "reindex": False},
+                              outputs=[out], params={"route": route, "reindex": False,
+                                                     "renorm": rn_flag},
                               adds=int(raw * fm["split"]), after=[f"{uid}:ms"]))
         links = {os.path.join(calibrated, "rawdata", uid): asdm}
         if not split_wanted:
@@ -232,14 +235,6 @@ def make_plan(info: MemberInfo, opts: RestoreOptions, lazy: bool = True) -> Memb
                               outputs=[os.path.join(imdir, name)]))
         for p in info.problems:
             warnings.append(p)
-    if info.manifest is not None:
-        for uid in ebs:
-            e = info.manifest.asdms.get(uid)
-            if e is not None and e.renorm is not None and \
-                    str(e.renorm.get("apply", "True")).lower() in ("true", "1"):
-                warnings.append(f"{uid}: the manifest records an applied amplitude "
-                                "renormalization (hifa_renorm); it is NOT applied by this "
-                                "restore (no renormalization library available)")
     raw_total = sum(info.raw_sizes.get(u, 0) for u in ebs)
     peak, final = _peak(steps, opts.nprocs)
     sfp = scriptforpi_need(raw_total, opts.spacesaving, bool(info.post_scripts))
@@ -251,6 +246,31 @@ def make_plan(info: MemberInfo, opts: RestoreOptions, lazy: bool = True) -> Memb
                                "docontsub": docontsub, "split": split_wanted,
                                "images": opts.images, "nprocs": opts.nprocs,
                                "usedimpipe": info.usedimpipe})
+
+
+def _renorm_params(info: MemberInfo, uid: str, working: str,
+                   warnings: list[str]) -> dict | None:
+    """The ``hifa_renorm`` request of ``uid`` from the manifest, as step parameters.
+
+    ``None`` when the manifest records none; an unreadable request is a
+    warning (the restore goes on without the renormalization).
+    """
+    from .renormstep import (ENGINE, RenormParamError, caltable_path, delivered_renorm_table,
+                             parse_request)
+    e = info.manifest.asdms.get(uid) if info.manifest is not None else None
+    if e is None or e.renorm is None:
+        return None
+    try:
+        req = parse_request(e.renorm)
+    except RenormParamError as exc:
+        warnings.append(f"{uid}: the manifest's amplitude renormalization (hifa_renorm) "
+                        f"cannot be read ({exc}); it is NOT applied")
+        return None
+    out = dict(req.as_dict(), caltable=caltable_path(working, uid), engine=ENGINE)
+    delivered = delivered_renorm_table(info.calapply.get(uid, []))
+    if delivered:   # PL2024+: the table is delivered and in calapply.txt; never twice
+        out.update(apply=False, delivered_table=delivered)
+    return out
 
 
 def disk_hints(plan: MemberPlan) -> list[str]:
@@ -282,6 +302,17 @@ def format_plan(plan: MemberPlan) -> str:
             lines.append(f"      out: {o}")
         for d in s.deletes:
             lines.append(f"      del: {d}")
+        rn = s.params.get("renorm") if s.kind == "ms" else None
+        if rn and rn.get("delivered_table"):
+            lines.append(f"      renormalization (manifest hifa_renorm): applied by the delivered "
+                         f"calapply.txt ({rn['delivered_table']}), not computed again")
+        elif rn and rn.get("apply"):
+            lines.append(f"      renormalization (manifest hifa_renorm: threshold "
+                         f"{rn['threshold']}, atm_auto_exclude {rn['atm_auto_exclude']}"
+                         + (f", spw {rn['spw']}" if rn.get("spw") else "")
+                         + (f", excludechan {rn['excludechan']}" if rn.get("excludechan") else "")
+                         + f"): TARGET data corrected by {rn['caltable']} when the scaling "
+                         "exceeds the threshold")
     lines.append(f"  raw data: {fmt_bytes(plan.raw_bytes)}; predicted peak disk: "
                  f"{fmt_bytes(plan.peak_bytes)}; left at the end: {fmt_bytes(plan.final_bytes)}")
     if plan.scriptforpi_bytes is not None:

@@ -21,6 +21,8 @@ def build_parser(prog: str = "almaqa synth") -> argparse.ArgumentParser:
     p.add_argument("--tars", action="store_true", help="also write the archive tar files")
     p.add_argument("--casa-version-pin", default="",
                    help="manual variant: CASA version the calibration scripts demand")
+    p.add_argument("--nant", type=int, default=8,
+                   help="number of 12-m antennas, 4-43 (default 8; more for benchmark-size data)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 
@@ -33,7 +35,7 @@ def main(argv=None) -> int:
     try:
         r = generate(args.out, calibration=args.calibration, polarization=args.polarization,
                      nebs=args.nebs, selfcal=args.selfcal, seed=args.seed, tars=args.tars,
-                     casa_version_pin=args.casa_version_pin)
+                     casa_version_pin=args.casa_version_pin, nant=args.nant)
     except (SynthError, FileExistsError, ValueError) as exc:
         print(f"almaqa synth: error: {exc}", file=sys.stderr)
         return 1

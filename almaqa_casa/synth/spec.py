@@ -14,7 +14,11 @@ import numpy as np
 
 #: ALMA antenna names used for the simulated 12-m antennas (in pad order).
 ANTENNA_NAMES = ("DA41", "DA42", "DA44", "DA45", "DA49", "DV03", "DV08", "DV11",
-                 "DV17", "DV20")
+                 "DV17", "DV20") + tuple(
+    f"DA{n}" for n in (43, 46, 47, 48, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64)
+) + tuple(f"DV{n:02d}" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 13, 14, 15, 16, 18))
+#: Most antennas a delivery can have (one per pad of :data:`CONFIG_FILE`).
+MAX_ANTENNAS = 43
 #: Antenna configuration file (casadata ``alma/simmos``); the most compact one.
 CONFIG_FILE = "alma.cycle10.1.cfg"
 #: Reference antenna for the calibration solves.
@@ -153,8 +157,8 @@ class SynthSpec:
             raise ValueError(f"calibration must be 'pipeline' or 'manual', not {self.calibration!r}")
         if not 1 <= int(self.nebs) <= 6:
             raise ValueError(f"nebs must be between 1 and 6, not {self.nebs!r}")
-        if not 4 <= int(self.nant) <= len(ANTENNA_NAMES):
-            raise ValueError(f"nant must be between 4 and {len(ANTENNA_NAMES)}")
+        if not 4 <= int(self.nant) <= MAX_ANTENNAS:
+            raise ValueError(f"nant must be between 4 and {MAX_ANTENNAS}")
 
     # ---- names -----------------------------------------------------------
     def _rng(self, salt: str) -> np.random.Generator:

@@ -29,22 +29,42 @@ _MAD = 1.482602218505602
 
 
 def robust_rms(values: np.ndarray) -> float:
-    """1.4826 × median absolute deviation about the median (NaN if no values)."""
-    v = np.asarray(values, dtype=np.float64).ravel()
+    """1.4826 × median absolute deviation about the median (NaN if no values or any NaN)."""
+    return _robust_rms_inplace(np.array(values, dtype=np.float64).ravel())
+
+
+def _median_inplace(v: np.ndarray) -> float:
+    """``np.median`` of a 1-D array, partitioning it in place (no copy); NaN if any NaN."""
+    n = v.size
+    k = n // 2
+    v.partition([k - 1, k, n - 1] if n % 2 == 0 else [k, n - 1])
+    if np.isnan(v[-1]):  # partition sorts NaN last, as np.median relies on
+        return math.nan
+    return float(v[k]) if n % 2 else float(0.5 * (v[k - 1] + v[k]))
+
+
+def _robust_rms_inplace(v: np.ndarray) -> float:
+    """:func:`robust_rms` of a float64 1-D array the caller gives away (overwritten)."""
     if v.size == 0:
         return math.nan
-    med = np.median(v)
-    return float(_MAD * np.median(np.abs(v - med)))
+    med = _median_inplace(v)
+    np.subtract(v, med, out=v)
+    np.abs(v, out=v)
+    return float(_MAD * _median_inplace(v))
 
 
 def outside_mask_rms(plane: np.ndarray, mask: Optional[np.ndarray]) -> tuple[float, int]:
-    """Robust rms of finite pixels where the clean mask is 0 (all finite pixels without a mask)."""
+    """Robust rms of finite pixels where the clean mask is 0 (all finite pixels without a mask).
+
+    A NaN mask pixel counts as 0 (outside the mask).
+    """
     good = np.isfinite(plane)
     if mask is not None:
-        m = np.asarray(mask)
-        good &= ~(np.nan_to_num(m, nan=0.0) > 0)
+        good &= ~(np.asarray(mask) > 0)  # NaN > 0 is False
     n = int(good.sum())
-    return (robust_rms(plane[good]) if n else math.nan), n
+    if not n:
+        return math.nan, 0
+    return _robust_rms_inplace(np.asarray(plane, dtype=np.float64)[good]), n
 
 
 def requirement(value: Optional[float], required: Optional[float], tolerance: float,

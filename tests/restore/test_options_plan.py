@@ -90,15 +90,51 @@ def test_plan_layout_and_routes(tmp_path):
     assert "uid___A002_X1_X1" in format_plan(pl)
 
 
-def test_plan_contsub_and_renorm_warning(tmp_path):
-    man = parse_manifest("""<piperesults><ous name="m"><session name="session_1">
+def _renorm_manifest(attrs: str):
+    return parse_manifest(f"""<piperesults><ous name="m"><session name="session_1">
       <caltables name="s1.caltables.tgz"/>
-      <asdm name="uid___A002_X1_X1"><hifa_renorm apply="True"/></asdm></session></ous></piperesults>""")
+      <asdm name="uid___A002_X1_X1"><hifa_renorm {attrs}/></asdm></session></ous></piperesults>""")
+
+
+def test_plan_contsub_and_renorm(tmp_path):
+    """A manifest hifa_renorm becomes part of the ms step (shown by dryrun, in the digest)."""
+    from almaqa_casa.restore.executor import _digest
+    man = _renorm_manifest('apply="True" threshold="1.02" excludechan="{}" atm_auto_exclude="True"')
     info = _info(tmp_path, contdat="/c/cont.dat", manifest=man)
     p = make_plan(info, make_options({"docontsub": True, "dosplit": True}, None))
     kinds = [s.kind for s in p.steps if s.eb == "uid___A002_X1_X1"]
     assert kinds == ["caltables", "ms", "targets", "contsub", "split", "links"]
-    assert any("renormalization" in w and "NOT applied" in w for w in p.warnings)
+    assert not any("renormalization" in w for w in p.warnings)
+    ms = [s for s in p.steps if s.id == "uid___A002_X1_X1:ms"][0]
+    rn = ms.params["renorm"]
+    assert rn["apply"] is True and rn["threshold"] == 1.02 and rn["atm_auto_exclude"] is True
+    assert rn["caltable"] == f"{p.working}/uid___A002_X1_X1.ms.renorm.tbl"
+    # the steps that calibrate on the fly know it too
+    assert all(s.params["renorm"] for s in p.steps
+               if s.eb == "uid___A002_X1_X1" and s.kind in ("split", "targets"))
+    text = format_plan(p)
+    assert "renormalization (manifest hifa_renorm: threshold 1.02" in text
+    assert "uid___A002_X1_X1.ms.renorm.tbl" in text
+    # another threshold -> another digest: a resumed run redoes the ms step
+    info2 = _info(tmp_path, contdat="/c/cont.dat",
+                  manifest=_renorm_manifest('apply="True" threshold="1.05"'))
+    p2 = make_plan(info2, make_options({"docontsub": True, "dosplit": True}, None))
+    ms2 = [s for s in p2.steps if s.id == "uid___A002_X1_X1:ms"][0]
+    assert _digest(ms2) != _digest(ms)
+    # no renormalization recorded: nothing about it
+    p3 = make_plan(_info(tmp_path, contdat="/c/cont.dat"),
+                   make_options({"docontsub": True, "dosplit": True}, None))
+    ms3 = [s for s in p3.steps if s.id == "uid___A002_X1_X1:ms"][0]
+    assert ms3.params["renorm"] is None and "renormalization" not in format_plan(p3)
+
+
+def test_plan_renorm_unreadable_is_a_warning(tmp_path):
+    info = _info(tmp_path, manifest=_renorm_manifest('apply="True" excludechan="{1: __import__}"'))
+    p = make_plan(info, make_options({"dosplit": True}, None))
+    assert any("renormalization" in w and "NOT applied" in w and "excludechan" in w
+               for w in p.warnings)
+    ms = [s for s in p.steps if s.id == "uid___A002_X1_X1:ms"][0]
+    assert ms.params["renorm"] is None
 
 
 def test_plan_semipass_and_missing(tmp_path):

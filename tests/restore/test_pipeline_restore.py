@@ -78,6 +78,35 @@ def _same_calibrated(a_vis, b_vis, weights=True):
             np.testing.assert_allclose(a["WEIGHT"][:, rows], b["WEIGHT"][:, rows], rtol=1e-6)
 
 
+def _renorm_tables(delivery, uid) -> set[str]:
+    """The renormalization table the restore leaves in working/ (manifest hifa_renorm)."""
+    applied = uid in (delivery["truth"]["renorm"].get("manifest_hifa_renorm") or {})
+    return {f"working/{uid}.ms.renorm.tbl"} if applied else set()
+
+
+def _line_over_continuum(delivery, vis_of):
+    """Per EB: restored/true target spectrum of the renormalization spw, mean over
+    the channels where the injected scaling is > 1 + 0.8 (max - 1), divided by
+    its mean where the scaling is < 1.001 (1 when the renormalization is undone)."""
+    truth = delivery["truth"]
+    rn = truth["renorm"]
+    spw = rn["spw"]
+    sc = np.asarray(rn["scaling"])
+    hi = sc > 1 + 0.8 * (sc.max() - 1)
+    lo = sc < 1.001
+    assert hi.sum() >= 1 and lo.sum() > 20
+    out = {}
+    for u in truth["ebs"]:
+        fid = truth["eb"][u]["field_ids"][truth["target"]]
+        sel = f"DATA_DESC_ID=={spw} && ANTENNA1!=ANTENNA2 && FIELD_ID=={fid}"
+        d = _cols(vis_of(u), ["DATA", "FLAG"], sel)
+        t = _cols(truth["eb"][u]["reference_ms"], ["DATA"], sel)
+        got = np.ma.array(np.real(d["DATA"]), mask=d["FLAG"]).mean(axis=(0, 2))
+        ratio = np.asarray(got / np.real(t["DATA"]).mean(axis=(0, 2)))
+        out[u] = float(ratio[hi].mean() / ratio[lo].mean())
+    return out, float((1.0 / sc[hi]).mean())
+
+
 @pytest.fixture(scope="module")
 def delivery(restore_delivery, restore_checksum):
     d = restore_delivery
@@ -114,14 +143,20 @@ def test_full_run_layout(delivery, full_run):
                      f"working/{u}.ms", f"working/{u}.ms.flagversions",
                      f"working/{u}_targets.ms", f"working/{u}_targets_line.ms"}
         expected |= {f"working/{t}" for t in delivery["truth"]["eb"][u]["caltables"]}
+        expected |= _renorm_tables(delivery, u)
     expected.add("working/auxproducts")
     assert _tree(out) == expected
     for u in ebs:
         assert os.path.islink(out / f"{u}_targets.ms") and os.path.islink(out / "rawdata" / u)
         assert set(r["produced"][u]) >= {str(out / f"{u}.ms.split.cal"),
                                           str(out / "working" / f"{u}.ms")}
-    # renormalization recorded in the manifest but not applied: said clearly
-    assert any("renormalization" in w and "NOT applied" in w for w in r["warnings"])
+    # the renormalization the manifest records is applied (and recorded), not warned about
+    assert not any("renormalization" in w for w in r["warnings"])
+    for u in ebs:
+        rec = json.loads((out / ".qa_restore" / f"{u}__ms.json").read_text())["extra"]["renorm"]
+        assert rec["applied"] is True and rec["warning"] is None
+        assert rec["spws"] == [delivery["truth"]["renorm"]["spw"]]
+        assert rec["caltable"] == str(out / "working" / f"{u}.ms.renorm.tbl")
     assert r["peak_disk_bytes"] > 0 and all("seconds" in s for s in r["steps"])
 
 
@@ -203,6 +238,55 @@ def test_callib_route_identical_to_applycal(delivery, full_run, lean_run):
         _same_calibrated(str(full / f"{u}.ms.split.cal"), str(lean / f"{u}.ms.split.cal"))
 
 
+def test_renormalization_against_truth(delivery, full_run, lean_run):
+    """The manifest's hifa_renorm is applied: the target's spectrum in the
+    renormalization spw is flat against the truth within 1 % (both routes)."""
+    assert delivery["truth"]["renorm"]["exceeds_threshold"]
+    for out in (full_run[0], lean_run[0]):
+        stat, injected = _line_over_continuum(delivery, lambda u: str(out / f"{u}.ms.split.cal"))
+        assert injected < 0.96
+        for u, v in stat.items():
+            assert v == pytest.approx(1.0, abs=0.01), (str(out), u, v, injected)
+
+
+def test_without_renormalization_the_line_is_low(delivery, tmp_path, full_run):
+    """A manifest without hifa_renorm: nothing computed, nothing said, and the
+    target's line channels stay low by the injected scaling (the check above
+    can fail).  Noise-free: with/without is the injected scaling per channel."""
+    import re
+
+    def script(src, dst):
+        for f in sorted(src.iterdir()):
+            if f.name.endswith("pipeline_manifest.xml"):
+                text = f.read_text()
+                new = re.sub(r"<hifa_renorm[^>]*/>", "", text)
+                assert new != text
+                (dst / f.name).write_text(new)
+            else:
+                os.symlink(f, dst / f.name)
+    shadow = make_shadow(delivery["member_dir"], tmp_path, {"script": script})
+    out = tmp_path / "o"
+    r = _restore(deliverydir=str(shadow), outdir=str(out), spacesaving=2, dosplit=True)
+    assert r["status"] == "ok" and not any("renormalization" in w for w in r["warnings"])
+    assert not list((out / "working").glob("*.renorm.tbl"))
+    stat, injected = _line_over_continuum(delivery, lambda u: str(out / f"{u}.ms.split.cal"))
+    for u, v in stat.items():
+        assert v == pytest.approx(injected, abs=0.01), (u, v, injected)
+        assert v < 0.97
+    truth = delivery["truth"]
+    spw = truth["renorm"]["spw"]
+    sc = np.asarray(truth["renorm"]["scaling"])
+    for u in truth["ebs"]:
+        fid = truth["eb"][u]["field_ids"][truth["target"]]
+        sel = f"DATA_DESC_ID=={spw} && ANTENNA1!=ANTENNA2 && FIELD_ID=={fid}"
+        w = _cols(str(full_run[0] / f"{u}.ms.split.cal"), ["DATA", "FLAG"], sel)
+        n = _cols(str(out / f"{u}.ms.split.cal"), ["DATA", "FLAG"], sel)
+        ok = ~(w["FLAG"] | n["FLAG"]) & (n["DATA"] != 0)
+        r = np.where(ok, np.abs(w["DATA"] / np.where(ok, n["DATA"], 1)), np.nan)
+        applied = np.nanmedian(r, axis=(0, 2))
+        np.testing.assert_allclose(applied, sc, rtol=1e-3, err_msg=u)
+
+
 def test_lean_run_layout_and_disk(delivery, lean_run):
     out, r = lean_run
     ebs = delivery["truth"]["ebs"]
@@ -211,6 +295,7 @@ def test_lean_run_layout_and_disk(delivery, lean_run):
         expected |= {f"{u}.ms.split.cal", f"working/{u}.ms.flagversions",
                      f"working/{u}.ms.callib.txt"}
         expected |= {f"working/{t}" for t in delivery["truth"]["eb"][u]["caltables"]}
+        expected |= _renorm_tables(delivery, u)
     assert _tree(out) == expected
     raw = r["members"][0]["raw_bytes"]
     peak = r["peak_disk_bytes"]
@@ -386,7 +471,7 @@ def test_killed_then_rerun(delivery, tmp_path, full_run):
     ebs = delivery["truth"]["ebs"]
     cmd = [sys.executable, "-m", "almaqa_casa", "qa_restore", "--deliverydir",
            delivery["member_dir"], "--outdir", str(out), "--SPACESAVING", "1", "--dosplit", "true",
-           "--json"]
+           "--nprocs", "1", "--json"]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          start_new_session=True)
     rec = out / ".qa_restore" / f"{ebs[0]}__ms.json"
@@ -408,6 +493,18 @@ def test_killed_then_rerun(delivery, tmp_path, full_run):
     assert _tree(out) == _no_extras(_tree(full))
     for u in ebs:
         _same_calibrated(str(full / f"{u}.ms.split.cal"), str(out / f"{u}.ms.split.cal"))
+
+
+def test_cli_json_stdout_holds_the_json_alone(delivery, tmp_path):
+    """With --json, what the task prints (here the dryrun plan) goes to stderr."""
+    cmd = [sys.executable, "-m", "almaqa_casa", "qa_restore", "--deliverydir",
+           delivery["member_dir"], "--outdir", str(tmp_path / "o"), "--dryrun", "true", "--json"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = json.loads(p.stdout)
+    assert r["dryrun"] is True and r["ebs"] == delivery["truth"]["ebs"]
+    assert "predicted peak disk" in p.stderr and "predicted peak disk" not in p.stdout
+    assert not (tmp_path / "o").exists()
 
 
 def test_archive_tars_are_unpacked_safely(delivery, tmp_path):

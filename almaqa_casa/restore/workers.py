@@ -1,0 +1,127 @@
+"""Worker processes that restore EBs in parallel.
+
+Each worker is a fresh interpreter (``python -m almaqa_casa.restore.workers``)
+that imports CASA once and then runs the EB chains it is sent, one after the
+other, over a private pipe.  Why not :mod:`multiprocessing`: ``fork`` of a
+process that has run CASA tasks can deadlock inside CASA (seen in
+importasdm), and ``spawn``/``forkserver`` re-run the caller's main script in
+every worker, which breaks the unguarded scripts CASA users write for
+``casa -c``.  Starting the workers before they are needed lets their CASA
+import (about 3 s) overlap the work of the calling process.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+from multiprocessing.connection import Connection
+from typing import Any, Callable
+
+__all__ = ["WorkerPool", "WorkerError"]
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed or died; the message says how."""
+
+
+class _Worker:
+    def __init__(self) -> None:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        # the caller's import path, so the worker finds what the caller found
+        # (e.g. a package put on sys.path in CASA's startup.py)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "almaqa_casa.restore.workers", str(to_child_r),
+             str(from_child_w)], pass_fds=(to_child_r, from_child_w), env=env,
+            stdin=subprocess.DEVNULL, cwd=os.getcwd())
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self.send = Connection(to_child_w, readable=False)
+        self.recv = Connection(from_child_r, writable=False)
+
+    def call(self, func: Callable, *args: Any) -> Any:
+        try:
+            self.send.send((func, args))
+            status, value = self.recv.recv()
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            code = self.proc.poll()
+            raise WorkerError(f"restore worker process (pid {self.proc.pid}) died"
+                              + (f" with exit status {code}" if code is not None else "")
+                              + f": {exc or type(exc).__name__}") from None
+        if status == "error":
+            raise WorkerError(value)
+        return value
+
+    def close(self) -> None:
+        for c in (self.send, self.recv):
+            try:
+                c.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class WorkerPool:
+    """``n`` worker processes; :meth:`run` calls a function in a free one.
+
+    Use as a context manager; the workers start at once and stop on exit.
+    :meth:`run` blocks the calling thread, so call it from threads (e.g. a
+    ThreadPoolExecutor) to keep several workers busy.
+    """
+
+    def __init__(self, n: int) -> None:
+        self._free: queue.Queue[_Worker] = queue.Queue()
+        self._all: list[_Worker] = []
+        for _ in range(max(n, 0)):
+            w = _Worker()
+            self._all.append(w)
+            self._free.put(w)
+
+    @property
+    def size(self) -> int:
+        return len(self._all)
+
+    def run(self, func: Callable, *args: Any) -> Any:
+        """``func(*args)`` in a worker (``func`` and args must pickle)."""
+        w = self._free.get()
+        try:
+            return w.call(func, *args)
+        finally:
+            self._free.put(w)
+
+    def close(self) -> None:
+        for w in self._all:
+            w.close()
+        self._all = []
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _serve(read_fd: int, write_fd: int) -> int:
+    recv = Connection(read_fd, writable=False)
+    send = Connection(write_fd, readable=False)
+    import almaqa_casa  # noqa: F401  (offline CASA set-up)
+    import casatasks  # noqa: F401  (the import is the start-up cost paid here, once)
+    while True:
+        try:
+            func, args = recv.recv()
+        except EOFError:
+            return 0
+        try:
+            send.send(("ok", func(*args)))
+        except Exception as exc:  # reported to the caller, who raises it
+            send.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(int(sys.argv[1]), int(sys.argv[2])))
