@@ -2,8 +2,10 @@
 
 Reference (what hifa_restoredata + scriptForPI.py do): per EB importasdm
 (lazy=False, pipeline options), replace the flag versions and restore
-Pipeline_Final, one applycal into the full MS with the calapply lines as a
-CASA cal library (as the pipeline's SerialApplycal does), mstransform split
+Pipeline_Final, the amplitude renormalization table when the manifest records
+hifa_renorm (computed with our engine, as qa_restore does), one applycal into
+the full MS with the calapply lines as a CASA cal library (as the pipeline's
+SerialApplycal does), mstransform split
 of CORRECTED (science spws).  Ours: qa_restore(dosplit=True) at each
 SPACESAVING level, one EB at a time (nprocs=1) and with EBs in parallel.
 
@@ -13,8 +15,8 @@ the raw (ASDM) size.  Usage::
     python benchmarks/restore.py [member_dir] [--workdir DIR] [--levels 0,1,2,3,-1] [--nprocs 2]
 
 Without ``member_dir`` a benchmark-size synthetic pipeline delivery is
-generated (32 antennas, 2 EBs of about 170 MB each; about 4 minutes) or
-reused from $ALMAQA_SYNTH_CACHE.
+generated (2 EBs; by default 12 antennas and 8x the test deliveries' channel
+counts) or reused from $ALMAQA_SYNTH_CACHE.
 """
 from __future__ import annotations
 
@@ -28,13 +30,22 @@ import time
 import almaqa_casa  # noqa: F401  (offline CASA)
 
 
-def _member_from_synth(cache: str) -> str:
+def _member_from_synth(cache: str, nant: int, chanfactor: int) -> str:
+    """A benchmark-size synthetic delivery: ``nant`` antennas and the spws'
+    channel counts multiplied by ``chanfactor`` (same bandwidth), closer to
+    ALMA's FDM windows than the test deliveries' 60-128 channels."""
+    import dataclasses
+    from almaqa_casa.synth import spec as S
     from almaqa_casa.synth.build import generate
-    out = os.path.join(cache, "bench_pipeline_32ant")
+    out = os.path.join(cache, f"bench_pipeline_{nant}ant_x{chanfactor}")
     marker = os.path.join(out, "member_dir.txt")
     if os.path.isfile(marker):
         return open(marker).read().strip()
-    r = generate(out, calibration="pipeline", nebs=2, nant=32)
+    # the generator reads the spw definitions from S.SPWS at call time; this
+    # process only builds the delivery, so widening them here is contained
+    S.SPWS = tuple(dataclasses.replace(sw, nchan=sw.nchan * chanfactor,
+                                       width_hz=sw.width_hz / chanfactor) for sw in S.SPWS)
+    r = generate(out, calibration="pipeline", nebs=2, nant=nant)
     with open(marker, "w") as fh:
         fh.write(r["member_dir"])
     return r["member_dir"]
@@ -46,7 +57,12 @@ def reference(member: str, work: str) -> dict:
     from almaqa_casa.restore import casasteps as cs
     from almaqa_casa.restore.discover import inspect_member
     from almaqa_casa.restore.executor import DiskSampler
+    from almaqa_casa.restore import renormstep
+    from almaqa_casa.restore.options import RestoreOptions
+    from almaqa_casa.restore.plan import make_plan
     info = inspect_member(member)
+    renorm = {s.eb: s.params.get("renorm") for s in make_plan(info, RestoreOptions()).steps
+              if s.kind == "ms"}
     os.makedirs(work, exist_ok=True)
     t0 = time.perf_counter()
     with DiskSampler(work) as ds:
@@ -59,7 +75,10 @@ def reference(member: str, work: str) -> dict:
             sess = info.sessions.get(uid) or next(iter(info.caltables_tgz))
             from almaqa_casa.delivery.calapply import caltables
             cs.extract_caltables(info.caltables_tgz[sess], caltables(info.calapply[uid]), work)
-            lib = cs.write_callib(vis, info.calapply[uid], work, vis + ".callib.txt")
+            # the pipeline's restore also renormalizes when the manifest says so
+            apps = renormstep.prepare(vis, renorm[uid], info.calapply[uid], work, uid, {},
+                                      lambda *a: None)
+            lib = cs.write_callib(vis, apps, work, vis + ".callib.txt")
             applycal(vis=vis, docallib=True, callib=lib, applymode="calflagstrict",
                      flagbackup=False)
             mstransform(vis=vis, outputvis=vis + ".split.cal", spw=",".join(
@@ -84,11 +103,20 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default="")
     ap.add_argument("--levels", default="0,1,2,3,-1")
     ap.add_argument("--nprocs", type=int, default=2)
+    ap.add_argument("--nant", type=int, default=12, help="antennas of a generated delivery")
+    ap.add_argument("--chanfactor", type=int, default=8,
+                    help="channel-count multiplier of a generated delivery's spws")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="build (or find) the synthetic delivery, print its member folder, stop")
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds; each round runs the reference and every configuration once "
                          "(interleaved, so a busy machine biases all alike); medians reported")
     a = ap.parse_args(argv)
-    member = a.member or _member_from_synth(os.environ.get("ALMAQA_SYNTH_CACHE", "/tmp/synthcache"))
+    member = a.member or _member_from_synth(os.environ.get("ALMAQA_SYNTH_CACHE", "/tmp/synthcache"),
+                                            a.nant, a.chanfactor)
+    if a.prepare_only:
+        print(member)
+        return 0
     work = a.workdir or tempfile.mkdtemp(prefix="bench_restore_")
     os.makedirs(work, exist_ok=True)
     os.chdir(work)
@@ -120,6 +148,7 @@ def main(argv=None) -> int:
         p = max(r["peak_bytes"] for r in rs)
         print(f"qa_restore SPACESAVING={level:>2} DOSPLIT nprocs={n}: {t:.1f} s "
               f"(speed-up {ref_t / t:.2f}x), peak disk {p / raw:.2f}x raw, route {rs[0]['route']}")
+    os.chdir(os.path.dirname(work))   # CASA asserts a valid cwd at exit
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

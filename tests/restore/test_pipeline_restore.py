@@ -449,6 +449,23 @@ def test_missing_caltable(delivery, tmp_path):
         _restore(deliverydir=str(shadow), outdir=str(tmp_path / "o"), dosplit=True)
 
 
+def test_auto_nprocs_falls_back_to_one_eb_at_a_time_when_disk_is_short(delivery, tmp_path):
+    """nprocs=0 (default): EBs in parallel need more disk at once; when only the
+    one-at-a-time peak fits, that is what is planned, and the result says so."""
+    from almaqa_casa.restore.engine import restore
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: nprocs=0 means one EB at a time anyway")
+    params = {"outdir": str(tmp_path / "o"), "spacesaving": 2, "dosplit": True, "dryrun": True}
+    par = restore(delivery["member_dir"], dict(params, nprocs=2))["members"][0]["peak_bytes"]
+    one = restore(delivery["member_dir"], dict(params, nprocs=1))["members"][0]["peak_bytes"]
+    assert one < par
+    r = restore(delivery["member_dir"], dict(params, nprocs=0), free=lambda _: (one + par) // 2)
+    assert r["members"][0]["peak_bytes"] == one
+    assert any("one EB at a time" in w for w in r["warnings"])
+    r = restore(delivery["member_dir"], dict(params, nprocs=0), free=lambda _: 10 * par)
+    assert r["members"][0]["peak_bytes"] == par and not any("one EB" in w for w in r["warnings"])
+
+
 def test_not_enough_disk_and_level_minus1(delivery, tmp_path, full_run):
     from almaqa_casa.restore.disk import DiskError
     from almaqa_casa.restore.engine import restore
