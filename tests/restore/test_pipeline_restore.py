@@ -17,9 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from almaqa_casa.synth.spec import CHECK
+
 from .conftest import link_all, make_shadow
 
 pytestmark = pytest.mark.slow
+
+CHECK_NAME = CHECK.name   # the synthetic deliveries' check source
 
 
 def _restore(**kw):
@@ -554,3 +558,37 @@ def test_usepipeline_without_pipeline(delivery, tmp_path):
     with pytest.raises(Exception, match="usepipeline=True needs the ALMA pipeline"):
         _restore(deliverydir=delivery["member_dir"], outdir=str(tmp_path / "o"), usepipeline=True)
     assert not (tmp_path / "o").exists()
+
+
+def test_rows_no_calapply_line_covers_are_alike_in_both_routes(delivery, tmp_path):
+    """Real deliveries have scans no calapply line selects (e.g. ATMOSPHERE in the
+    science spws).  Here the CHECK source is left out of calapply.txt: the applycal
+    route (SPACESAVING=0) leaves those rows uncalibrated and unflagged, and the
+    on-the-fly cal library route (SPACESAVING=2) must give the same split."""
+    def drop_check(src, dst):
+        for f in sorted(src.iterdir()):
+            if f.name.endswith(".calapply.txt"):
+                text = f.read_text()
+                assert "intent='CHECK,TARGET'" in text
+                (dst / f.name).write_text(text.replace(
+                    f"field='{CHECK_NAME}',", "field=',").replace(
+                    f"field='{CHECK_NAME},", "field='").replace("intent='CHECK,TARGET'",
+                                                                 "intent='TARGET'"))
+            else:
+                os.symlink(f, dst / f.name)
+    shadow = make_shadow(delivery["member_dir"], tmp_path / "in", {"calibration": drop_check})
+    a = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "a"), spacesaving=0,
+                 dosplit=True, nprocs=1)
+    b = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "b"), spacesaving=2,
+                 dosplit=True, nprocs=1)
+    assert a["members"][0]["route"] == "applycal" and b["members"][0]["route"] == "callib"
+    for u in delivery["truth"]["ebs"]:
+        va, vb = str(tmp_path / "a" / f"{u}.ms.split.cal"), str(tmp_path / "b" / f"{u}.ms.split.cal")
+        _same_calibrated(va, vb)
+        # the CHECK rows are really uncalibrated: unflagged, DATA as imported
+        fid = delivery["truth"]["eb"][u]["field_ids"][CHECK_NAME]
+        sel = f"DATA_DESC_ID==0 && ANTENNA1!=ANTENNA2 && FIELD_ID=={fid}"
+        chk = _cols(vb, ["DATA", "FLAG"], sel)
+        raw = _cols(str(tmp_path / "a" / "working" / f"{u}.ms"), ["DATA"], sel)
+        assert not chk["FLAG"].any()
+        assert np.array_equal(chk["DATA"], raw["DATA"])
