@@ -94,14 +94,14 @@ def _mark_done(plan: MemberPlan, step: Step, seconds: float, extra: dict) -> Non
 
 
 # ---- step bodies ------------------------------------------------------------------
-def _do_caltables(plan, info, step, ctx):
+def _do_caltables(plan, info, step):
     from .casasteps import extract_caltables
     tgz = step.inputs[0]
     extract_caltables(tgz, step.params["tables"], plan.working)
     return {}
 
 
-def _do_ms(plan, info, step, ctx):
+def _do_ms(plan, info, step):
     from . import casasteps as cs
     uid = step.eb
     ms, fv = step.outputs
@@ -128,12 +128,12 @@ def _do_ms(plan, info, step, ctx):
     return extra
 
 
-def _callib_for(plan, info, step, ms, ctx) -> str:
+def _callib_for(plan, info, step, ms, warnings: list[str]) -> str:
     """The cal library for on-the-fly calibration, or '' once CORRECTED exists.
 
     When a calapply line cannot be expressed as a cal library (e.g. a
     partial antenna selection) the calibration is applied into the MS
-    instead (once), and the step splits CORRECTED.
+    instead (once), the step splits CORRECTED, and ``warnings`` says so.
     """
     from . import casasteps as cs
     from ..delivery.calapply import CalApplyError
@@ -151,8 +151,7 @@ def _callib_for(plan, info, step, ms, ctx) -> str:
         if not _has_corrected(ms):
             _log(f"{step.eb}: {exc}; applying the calibration into {ms} instead", "WARN")
             cs.apply_calibration(ms, apps, plan.working)
-        ctx.setdefault("warnings", []).append(f"{step.eb}: cal library not possible ({exc}); "
-                                              "applycal route used")
+        warnings.append(f"{step.eb}: cal library not possible ({exc}); applycal route used")
         return ""
 
 
@@ -166,24 +165,26 @@ def _has_corrected(ms: str) -> bool:
         tb.close()
 
 
-def _do_split(plan, info, step, ctx):
+def _do_split(plan, info, step):
     from . import casasteps as cs
     ms = step.inputs[0]
     spws = cs.science_spws(ms)
-    callib = _callib_for(plan, info, step, ms, ctx)
+    warnings: list[str] = []
+    callib = _callib_for(plan, info, step, ms, warnings)
     with atomic_output(step.outputs[0], overwrite=True) as tmp:
         cs.split_ms(ms, str(tmp), spws, callib=callib, reindex=step.params.get("reindex", False))
-    return {"spw": spws, "callib": bool(callib)}
+    return {"spw": spws, "callib": bool(callib), "warnings": warnings}
 
 
-def _do_targets(plan, info, step, ctx):
+def _do_targets(plan, info, step):
     from . import casasteps as cs
     ms = step.inputs[0]
     spws = cs.science_spws(ms)
-    callib = _callib_for(plan, info, step, ms, ctx)
+    warnings: list[str] = []
+    callib = _callib_for(plan, info, step, ms, warnings)
     with atomic_output(step.outputs[0], overwrite=True) as tmp:
         cs.split_ms(ms, str(tmp), spws, callib=callib, intent="OBSERVE_TARGET#ON_SOURCE")
-    return {"spw": spws}
+    return {"spw": spws, "callib": bool(callib), "warnings": warnings}
 
 
 def _find_contdat(plan, info) -> str:
@@ -199,7 +200,7 @@ def _find_contdat(plan, info) -> str:
     return str(found[0])
 
 
-def _do_contsub(plan, info, step, ctx):
+def _do_contsub(plan, info, step):
     from . import casasteps as cs
     from ..delivery.contdat import read_contdat
     cont = read_contdat(_find_contdat(plan, info))
@@ -210,7 +211,7 @@ def _do_contsub(plan, info, step, ctx):
     return {"fitspec": spec, "warnings": warns}
 
 
-def _do_links(plan, info, step, ctx):
+def _do_links(plan, info, step):
     for link, target in step.params["links"].items():
         Path(link).parent.mkdir(parents=True, exist_ok=True)
         rel = os.path.relpath(target, os.path.dirname(link))
@@ -226,13 +227,13 @@ def _do_links(plan, info, step, ctx):
     return {}
 
 
-def _do_cleanup(plan, info, step, ctx):
+def _do_cleanup(plan, info, step):
     for d in step.deletes:
         remove(d)
     return {"deleted": step.deletes}
 
 
-def _do_image(plan, info, step, ctx):
+def _do_image(plan, info, step):
     from ..images.pbcor import recover_uncorrected
     pbcor, pb = step.inputs
     try:
@@ -249,7 +250,7 @@ BODIES: dict[str, Callable] = {"caltables": _do_caltables, "ms": _do_ms, "split"
                                "links": _do_links, "cleanup": _do_cleanup, "image": _do_image}
 
 
-def run_step(plan: MemberPlan, info: MemberInfo, step: Step, ctx: dict) -> dict:
+def run_step(plan: MemberPlan, info: MemberInfo, step: Step) -> dict:
     """Run one step unless done; returns its timing record."""
     if is_done(plan, step):
         _progress(f"[{plan.mous}] {step.id}: already complete, skipped")
@@ -259,7 +260,7 @@ def run_step(plan: MemberPlan, info: MemberInfo, step: Step, ctx: dict) -> dict:
     _progress(f"[{plan.mous}] {step.id}: running")
     t0 = time.perf_counter()
     try:
-        extra = BODIES[step.kind](plan, info, step, ctx) or {}
+        extra = BODIES[step.kind](plan, info, step) or {}
     except Exception as exc:
         raise StepFailed(f"{plan.mous} step {step.id} failed: {exc}") from exc
     dt = time.perf_counter() - t0
@@ -269,8 +270,7 @@ def run_step(plan: MemberPlan, info: MemberInfo, step: Step, ctx: dict) -> dict:
 
 
 def _run_chain(plan: MemberPlan, info: MemberInfo, steps: list[Step]) -> list[dict]:
-    ctx: dict = {}
-    return [run_step(plan, info, s, ctx) for s in steps]
+    return [run_step(plan, info, s) for s in steps]
 
 
 def _worker(plan: MemberPlan, info: MemberInfo, ids: list[str]) -> list[dict]:

@@ -592,3 +592,33 @@ def test_rows_no_calapply_line_covers_are_alike_in_both_routes(delivery, tmp_pat
         raw = _cols(str(tmp_path / "a" / "working" / f"{u}.ms"), ["DATA"], sel)
         assert not chk["FLAG"].any()
         assert np.array_equal(chk["DATA"], raw["DATA"])
+
+
+def test_partial_antenna_selection_falls_back_to_applycal_and_says_so(delivery, tmp_path):
+    """A cal library cannot select antennas: with SPACESAVING=2 such a calapply line
+    is applied into the MS instead (the split then takes CORRECTED), the result
+    warns, and the split equals the applycal route's."""
+    nant = len(delivery["truth"]["eb"][delivery["truth"]["ebs"][0]]["antennas"])
+    partial = f"antenna='0~{nant - 2}'"
+
+    def partial_target(src, dst):
+        for f in sorted(src.iterdir()):
+            if f.name.endswith(".calapply.txt"):
+                lines = f.read_text().splitlines(keepends=True)
+                lines = [ln.replace(f"antenna='0~{nant - 1}'", partial) if "TARGET" in ln else ln
+                         for ln in lines]
+                assert any(partial in ln for ln in lines)
+                (dst / f.name).write_text("".join(lines))
+            else:
+                os.symlink(f, dst / f.name)
+    shadow = make_shadow(delivery["member_dir"], tmp_path / "in", {"calibration": partial_target})
+    a = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "a"), spacesaving=0,
+                 dosplit=True, nprocs=1)
+    b = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "b"), spacesaving=2,
+                 dosplit=True, nprocs=1)
+    assert a["status"] == b["status"] == "ok"
+    for u in delivery["truth"]["ebs"]:
+        assert any(u in w and "cal library not possible" in w and "applycal route used" in w
+                   for w in b["warnings"]), b["warnings"]
+        _same_calibrated(str(tmp_path / "a" / f"{u}.ms.split.cal"),
+                         str(tmp_path / "b" / f"{u}.ms.split.cal"))
