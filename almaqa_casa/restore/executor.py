@@ -24,7 +24,7 @@ from ..atomic import atomic_output, clean_partials, partial_name, remove
 from .discover import MemberInfo, dir_size
 from .plan import MemberPlan, Step
 
-__all__ = ["run_plan", "StepFailed", "DiskSampler"]
+__all__ = ["run_plan", "StepFailed", "DiskSampler", "progress_line"]
 
 
 class StepFailed(RuntimeError):
@@ -36,13 +36,23 @@ def _log(msg: str, level: str = "INFO") -> None:
     casalog.post(msg, level, "qa_restore")
 
 
-def _progress(msg: str) -> None:
+def progress_line(done: int, total: int, msg: str, width: int = 20) -> str:
+    """``[########------------]  4/11 msg``: the terminal's progress bar (pure)."""
+    n = min(width, round(width * done / total)) if total else width
+    return f"[{'#' * n}{'-' * (width - n)}] {done:>{len(str(total))}}/{total} {msg}"
+
+
+def _progress(plan: MemberPlan, msg: str) -> None:
+    """casalog gets ``msg``; a terminal on stderr gets a progress bar over the
+    member's steps (counted from the completion records, so the EB worker
+    processes, which share that terminal, count alike)."""
     _log(msg)
     try:
         if sys.stderr.isatty():
-            sys.stderr.write(f"\r\033[K{msg}")
+            done = sum(1 for s in plan.steps if _record_path(plan, s).is_file())
+            sys.stderr.write("\r\033[K" + progress_line(done, len(plan.steps), msg))
             sys.stderr.flush()
-    except (AttributeError, ValueError):
+    except (AttributeError, ValueError, OSError):
         pass
 
 
@@ -253,11 +263,11 @@ BODIES: dict[str, Callable] = {"caltables": _do_caltables, "ms": _do_ms, "split"
 def run_step(plan: MemberPlan, info: MemberInfo, step: Step) -> dict:
     """Run one step unless done; returns its timing record."""
     if is_done(plan, step):
-        _progress(f"[{plan.mous}] {step.id}: already complete, skipped")
+        _progress(plan, f"[{plan.mous}] {step.id}: already complete, skipped")
         return {"step": step.id, "seconds": 0.0, "skipped": True}
     for o in step.outputs:
         Path(o).parent.mkdir(parents=True, exist_ok=True)
-    _progress(f"[{plan.mous}] {step.id}: running")
+    _progress(plan, f"[{plan.mous}] {step.id}: running")
     t0 = time.perf_counter()
     try:
         extra = BODIES[step.kind](plan, info, step) or {}
@@ -265,7 +275,7 @@ def run_step(plan: MemberPlan, info: MemberInfo, step: Step) -> dict:
         raise StepFailed(f"{plan.mous} step {step.id} failed: {exc}") from exc
     dt = time.perf_counter() - t0
     _mark_done(plan, step, dt, extra)
-    _progress(f"[{plan.mous}] {step.id}: done in {dt:.1f} s")
+    _progress(plan, f"[{plan.mous}] {step.id}: done in {dt:.1f} s")
     return {"step": step.id, "seconds": dt, "skipped": False, "extra": extra}
 
 

@@ -622,3 +622,41 @@ def test_partial_antenna_selection_falls_back_to_applycal_and_says_so(delivery, 
                    for w in b["warnings"]), b["warnings"]
         _same_calibrated(str(tmp_path / "a" / f"{u}.ms.split.cal"),
                          str(tmp_path / "b" / f"{u}.ms.split.cal"))
+
+
+def test_progress_bar_on_a_terminal(delivery, tmp_path):
+    """On a terminal the CLI shows a progress bar over the member's steps, ending full."""
+    import pty
+    import select
+    from almaqa_casa.restore.executor import progress_line
+    assert progress_line(0, 4, "x") == "[--------------------] 0/4 x"
+    assert progress_line(3, 12, "y", width=8) == "[##------]  3/12 y"
+    master, slave = pty.openpty()
+    cmd = [sys.executable, "-m", "almaqa_casa", "qa_restore", "--deliverydir",
+           delivery["member_dir"], "--outdir", str(tmp_path / "o"), "--SPACESAVING", "2",
+           "--dosplit", "true", "--json"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, cwd=tmp_path)
+    os.close(slave)
+    seen = b""
+    while True:
+        r, _, _ = select.select([master], [], [], 1.0)
+        if r:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:    # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif p.poll() is not None:
+            break
+    out, _ = p.communicate(timeout=600)
+    os.close(master)
+    assert p.returncode == 0
+    assert json.loads(out)["status"] == "ok"
+    text = seen.decode(errors="replace")
+    total = len(json.loads(out)["steps"])
+    import re
+    assert re.search(r"\[-{20}\] +0/%d \[" % total, text), text[-500:]
+    assert f"[{'#' * 20}] {total}/{total} [" in text
+    assert "\r\033[K" in text
