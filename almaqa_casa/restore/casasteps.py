@@ -22,7 +22,7 @@ from ..delivery.calapply import (CalApplication, CalApplyError, casa_intents,
 from ..delivery.contdat import ContDat
 
 __all__ = ["ASIS", "import_asdm", "restore_flags", "extract_caltables", "apply_calibration",
-           "write_callib", "science_spws", "split_ms", "contsub_spec", "contsub",
+           "write_callib", "science_spws", "split_ms", "fit_order", "contsub_spec", "contsub",
            "copy_asdm_xml", "state_obsmodes", "RestoreStepError"]
 
 #: hifa_restoredata's asis list (restore.md §4.2).
@@ -239,12 +239,24 @@ def split_ms(vis: str, outputvis: str, spw: Sequence[int], callib: str = "",
         raise RestoreStepError(f"mstransform wrote no {outputvis}")
 
 
+#: cont.dat flags (hif_findcont) for which hif_uvcontsub fits a constant.
+LOW_FIT_FLAGS = frozenset({"LOWBANDWIDTH", "LOWSPREAD"})
+
+
+def fit_order(flags: Sequence[str], default: int = 1) -> int:
+    """hif_uvcontsub's fit order for one field/spw: ``default`` (1), or 0 when
+    hif_findcont flagged the continuum ranges ``LOWBANDWIDTH`` or
+    ``LOWSPREAD`` in cont.dat (too little or too clustered for a slope)."""
+    return 0 if LOW_FIT_FLAGS & {f.upper() for f in flags} else default
+
+
 def contsub_spec(vis: str, cont: ContDat, fitorder: int = 1) -> tuple[dict, list[str]]:
     """uvcontsub ``fitspec`` from cont.dat ranges (converted to channels of ``vis``).
 
     Ranges in LSRK (or another frame) are mapped to channels with
     ``ms.cvelfreqs`` per field; a spw marked ``NONE`` is not fitted, ``ALL``
-    fits every channel.  Returns (fitspec, warnings).
+    fits every channel.  The fit order per field/spw follows
+    :func:`fit_order`.  Returns (fitspec, warnings).
     """
     from casatools import ms as mstool
     from casatools import msmetadata
@@ -272,8 +284,9 @@ def contsub_spec(vis: str, cont: ContDat, fitorder: int = 1) -> tuple[dict, list
                 r = ranges.get(s)
                 if r is None or r.keyword == "NONE" or (not r.ranges and r.keyword != "ALL"):
                     continue
+                order = fit_order(r.flags, fitorder)
                 if r.keyword == "ALL":
-                    fs[str(s)] = {"chan": "", "fitorder": fitorder}
+                    fs[str(s)] = {"chan": "", "fitorder": order}
                     continue
                 if r.frame == "TOPO":
                     freqs = topo[s]
@@ -291,7 +304,7 @@ def contsub_spec(vis: str, cont: ContDat, fitorder: int = 1) -> tuple[dict, list
                     continue
                 runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
                 chans = ";".join(f"{a[0]}~{a[-1]}" for a in runs)
-                fs[str(s)] = {"chan": chans, "fitorder": fitorder}
+                fs[str(s)] = {"chan": chans, "fitorder": order}
             spec[str(fid)] = fs if fs else "NONE"
     finally:
         m.close()

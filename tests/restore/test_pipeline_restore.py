@@ -340,6 +340,25 @@ def test_contsub_removes_continuum_keeps_line(delivery, full_run):
         assert l[lo:hi + 1].max() == pytest.approx(peak, rel=0.1)
 
 
+def test_contsub_fit_order_follows_the_cont_dat_flags(delivery, full_run):
+    """hif_uvcontsub's rule: fit order 1, or 0 where hif_findcont flagged the ranges
+    LOWBANDWIDTH or LOWSPREAD; the restore's contsub used order 1 (no flags here)."""
+    from almaqa_casa.delivery.contdat import parse_contdat
+    from almaqa_casa.restore.casasteps import contsub_spec, fit_order
+    assert fit_order(()) == 1 and fit_order(["ALLCONT"]) == 1
+    assert fit_order(["LowBandwidth"]) == 0 and fit_order(["ALLCONT", "LOWSPREAD"]) == 0
+    out, _ = full_run
+    truth = delivery["truth"]
+    u, target = truth["ebs"][0], truth["target"]
+    spw = truth["line"]["spw"]
+    text = (f"Field: {target}\n\nSpectralWindow: {spw}\nFlags: LOWSPREAD\n"
+            "100.20~100.26GHz TOPO\n\n"
+            f"SpectralWindow: {spw + 1}\n101.95~102.00GHz TOPO\n")
+    spec, _ = contsub_spec(str(out / f"{u}_targets.ms"), parse_contdat(text))
+    (fs,) = [v for v in spec.values() if v != "NONE"]
+    assert fs[str(spw)]["fitorder"] == 0 and fs[str(spw + 1)]["fitorder"] == 1
+
+
 def test_image_recovery(delivery, full_run):
     """Recovered uncorrected images equal the generator's tclean images to 1e-6."""
     out, r = full_run
