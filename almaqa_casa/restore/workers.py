@@ -34,8 +34,8 @@ class _Worker:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "almaqa_casa.restore.workers", str(to_child_r),
-             str(from_child_w)], pass_fds=(to_child_r, from_child_w), env=env,
-            stdin=subprocess.DEVNULL, cwd=os.getcwd())
+             str(from_child_w), _current_logfile()], pass_fds=(to_child_r, from_child_w),
+            env=env, stdin=subprocess.DEVNULL, cwd=os.getcwd())
         os.close(to_child_r)
         os.close(from_child_w)
         self.send = Connection(to_child_w, readable=False)
@@ -65,6 +65,15 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _current_logfile() -> str:
+    """The CASA log this process writes to, so the workers log there too."""
+    try:
+        from casatasks import casalog
+        return str(casalog.logfile() or "")
+    except Exception:   # no CASA logger here: the workers keep their default
+        return ""
 
 
 class WorkerPool:
@@ -107,11 +116,13 @@ class WorkerPool:
         self.close()
 
 
-def _serve(read_fd: int, write_fd: int) -> int:
+def _serve(read_fd: int, write_fd: int, logfile: str = "") -> int:
     recv = Connection(read_fd, writable=False)
     send = Connection(write_fd, readable=False)
     import almaqa_casa  # noqa: F401  (offline CASA set-up)
     import casatasks  # noqa: F401  (the import is the start-up cost paid here, once)
+    if logfile:
+        casatasks.casalog.setlogfile(logfile)
     while True:
         try:
             func, args = recv.recv()
@@ -124,4 +135,4 @@ def _serve(read_fd: int, write_fd: int) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_serve(int(sys.argv[1]), int(sys.argv[2])))
+    sys.exit(_serve(int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:4]))

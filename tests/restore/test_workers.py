@@ -62,3 +62,22 @@ def test_unguarded_script_is_not_rerun(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "done" in r.stdout
     assert marker.read_text() == "x"
+
+
+def _post(msg: str) -> str:
+    from casatasks import casalog
+    casalog.post(msg, "INFO", "qa_restore")
+    return casalog.logfile()
+
+
+def test_workers_log_to_the_callers_casa_log(tmp_path):
+    from casatasks import casalog
+    before = casalog.logfile()
+    log = tmp_path / "mine.log"
+    casalog.setlogfile(str(log))
+    try:
+        with WorkerPool(1) as pool:
+            assert pool.run(_post, "hello from a worker") == str(log)
+    finally:
+        casalog.setlogfile(before)
+    assert "hello from a worker" in log.read_text()
