@@ -34,7 +34,8 @@ class _Worker:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "almaqa_casa.restore.workers", str(to_child_r),
-             str(from_child_w), _current_logfile()], pass_fds=(to_child_r, from_child_w),
+             str(from_child_w), str(os.getpid()), _current_logfile()],
+            pass_fds=(to_child_r, from_child_w),
             env=env, stdin=subprocess.DEVNULL, cwd=os.getcwd())
         os.close(to_child_r)
         os.close(from_child_w)
@@ -116,7 +117,21 @@ class WorkerPool:
         self.close()
 
 
-def _serve(read_fd: int, write_fd: int, logfile: str = "") -> int:
+def _die_with(parent_pid: int) -> None:
+    """Linux: be killed when the calling process dies (even by SIGKILL), so no
+    orphan keeps writing an EB that a re-run restores again."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):   # not Linux: the closed pipe ends the worker instead
+        pass
+    if os.getppid() != parent_pid:      # the caller died before the line above
+        os._exit(1)
+
+
+def _serve(read_fd: int, write_fd: int, parent_pid: int, logfile: str = "") -> int:
+    _die_with(parent_pid)
     recv = Connection(read_fd, writable=False)
     send = Connection(write_fd, readable=False)
     import almaqa_casa  # noqa: F401  (offline CASA set-up)
@@ -135,4 +150,4 @@ def _serve(read_fd: int, write_fd: int, logfile: str = "") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_serve(int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:4]))
+    sys.exit(_serve(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:5]))

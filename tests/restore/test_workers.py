@@ -81,3 +81,42 @@ def test_workers_log_to_the_callers_casa_log(tmp_path):
     finally:
         casalog.setlogfile(before)
     assert "hello from a worker" in log.read_text()
+
+
+def test_workers_die_with_a_killed_caller(tmp_path):
+    """A caller killed mid-restore (SIGKILL, no clean-up) leaves no worker behind
+    that would go on writing an EB while a re-run restores it."""
+    pidfile = tmp_path / "worker.pid"
+    script = tmp_path / "caller.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, time
+        from almaqa_casa.restore.workers import WorkerPool
+        with WorkerPool(1) as pool:
+            with open({str(pidfile)!r} + ".tmp", "w") as fh:
+                fh.write(str(pool.run(os.getpid)))
+            os.replace({str(pidfile)!r} + ".tmp", {str(pidfile)!r})
+            pool.run(time.sleep, 600)
+        """))
+    p = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+    import time
+    t0 = time.time()
+    while not pidfile.exists() and time.time() - t0 < 120:
+        time.sleep(0.2)
+    worker = int(pidfile.read_text())
+    time.sleep(0.5)                      # the worker is now sleeping in the long call
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    t0 = time.time()
+    while time.time() - t0 < 20:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        try:                             # reap it if it became our zombie
+            os.waitpid(worker, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.2)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail(f"worker {worker} outlived its killed caller")
