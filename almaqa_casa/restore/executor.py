@@ -175,26 +175,25 @@ def _has_corrected(ms: str) -> bool:
         tb.close()
 
 
-def _do_split(plan, info, step):
+def _split_calibrated(plan, info, step, **kw) -> dict:
+    """mstransform of the science spws of ``step.inputs[0]``, calibrated on the
+    fly (cal library) or from CORRECTED, into ``step.outputs[0]``."""
     from . import casasteps as cs
     ms = step.inputs[0]
     spws = cs.science_spws(ms)
     warnings: list[str] = []
     callib = _callib_for(plan, info, step, ms, warnings)
     with atomic_output(step.outputs[0], overwrite=True) as tmp:
-        cs.split_ms(ms, str(tmp), spws, callib=callib, reindex=step.params.get("reindex", False))
+        cs.split_ms(ms, str(tmp), spws, callib=callib, **kw)
     return {"spw": spws, "callib": bool(callib), "warnings": warnings}
+
+
+def _do_split(plan, info, step):
+    return _split_calibrated(plan, info, step, reindex=step.params.get("reindex", False))
 
 
 def _do_targets(plan, info, step):
-    from . import casasteps as cs
-    ms = step.inputs[0]
-    spws = cs.science_spws(ms)
-    warnings: list[str] = []
-    callib = _callib_for(plan, info, step, ms, warnings)
-    with atomic_output(step.outputs[0], overwrite=True) as tmp:
-        cs.split_ms(ms, str(tmp), spws, callib=callib, intent="OBSERVE_TARGET#ON_SOURCE")
-    return {"spw": spws, "callib": bool(callib), "warnings": warnings}
+    return _split_calibrated(plan, info, step, intent="OBSERVE_TARGET#ON_SOURCE")
 
 
 def _find_contdat(plan, info) -> str:

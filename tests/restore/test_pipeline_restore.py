@@ -579,27 +579,30 @@ def test_usepipeline_without_pipeline(delivery, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def _both_routes(delivery, tmp_path, edit):
+    """Restore a shadow delivery whose calapply.txt files went through ``edit``
+    with the applycal route (SPACESAVING=0, into tmp_path/a) and the cal library
+    route (SPACESAVING=2, into tmp_path/b)."""
+    def mod(src, dst):
+        names = {f.name for f in src.glob("*.calapply.txt")}
+        for name in names:
+            (dst / name).write_text(edit((src / name).read_text()))
+        return names
+    shadow = make_shadow(delivery["member_dir"], tmp_path / "in", {"calibration": _calib_copy(mod)})
+    return tuple(_restore(deliverydir=str(shadow), outdir=str(tmp_path / k), spacesaving=level,
+                          dosplit=True, nprocs=1) for k, level in (("a", 0), ("b", 2)))
+
+
 def test_rows_no_calapply_line_covers_are_alike_in_both_routes(delivery, tmp_path):
     """Real deliveries have scans no calapply line selects (e.g. ATMOSPHERE in the
     science spws).  Here the CHECK source is left out of calapply.txt: the applycal
     route (SPACESAVING=0) leaves those rows uncalibrated and unflagged, and the
     on-the-fly cal library route (SPACESAVING=2) must give the same split."""
-    def drop_check(src, dst):
-        for f in sorted(src.iterdir()):
-            if f.name.endswith(".calapply.txt"):
-                text = f.read_text()
-                assert "intent='CHECK,TARGET'" in text
-                (dst / f.name).write_text(text.replace(
-                    f"field='{CHECK_NAME}',", "field=',").replace(
-                    f"field='{CHECK_NAME},", "field='").replace("intent='CHECK,TARGET'",
-                                                                 "intent='TARGET'"))
-            else:
-                os.symlink(f, dst / f.name)
-    shadow = make_shadow(delivery["member_dir"], tmp_path / "in", {"calibration": drop_check})
-    a = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "a"), spacesaving=0,
-                 dosplit=True, nprocs=1)
-    b = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "b"), spacesaving=2,
-                 dosplit=True, nprocs=1)
+    def drop_check(text):
+        assert "intent='CHECK,TARGET'" in text and f"field='{CHECK_NAME}," in text
+        return text.replace(f"field='{CHECK_NAME},", "field='").replace(
+            "intent='CHECK,TARGET'", "intent='TARGET'")
+    a, b = _both_routes(delivery, tmp_path, drop_check)
     assert a["members"][0]["route"] == "applycal" and b["members"][0]["route"] == "callib"
     for u in delivery["truth"]["ebs"]:
         va, vb = str(tmp_path / "a" / f"{u}.ms.split.cal"), str(tmp_path / "b" / f"{u}.ms.split.cal")
@@ -620,21 +623,12 @@ def test_partial_antenna_selection_falls_back_to_applycal_and_says_so(delivery, 
     nant = len(delivery["truth"]["eb"][delivery["truth"]["ebs"][0]]["antennas"])
     partial = f"antenna='0~{nant - 2}'"
 
-    def partial_target(src, dst):
-        for f in sorted(src.iterdir()):
-            if f.name.endswith(".calapply.txt"):
-                lines = f.read_text().splitlines(keepends=True)
-                lines = [ln.replace(f"antenna='0~{nant - 1}'", partial) if "TARGET" in ln else ln
-                         for ln in lines]
-                assert any(partial in ln for ln in lines)
-                (dst / f.name).write_text("".join(lines))
-            else:
-                os.symlink(f, dst / f.name)
-    shadow = make_shadow(delivery["member_dir"], tmp_path / "in", {"calibration": partial_target})
-    a = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "a"), spacesaving=0,
-                 dosplit=True, nprocs=1)
-    b = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "b"), spacesaving=2,
-                 dosplit=True, nprocs=1)
+    def partial_target(text):
+        lines = [ln.replace(f"antenna='0~{nant - 1}'", partial) if "TARGET" in ln else ln
+                 for ln in text.splitlines(keepends=True)]
+        assert any(partial in ln for ln in lines)
+        return "".join(lines)
+    a, b = _both_routes(delivery, tmp_path, partial_target)
     assert a["status"] == b["status"] == "ok"
     for u in delivery["truth"]["ebs"]:
         assert any(u in w and "cal library not possible" in w and "applycal route used" in w
