@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 
-__all__ = ["post", "current_origin"]
+__all__ = ["current_origin", "post"]
 
 _PY_LEVEL = {"SEVERE": logging.ERROR, "WARN": logging.WARNING, "WARNING": logging.WARNING,
              "INFO": logging.INFO, "INFO1": logging.INFO, "INFO2": logging.DEBUG,

@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 
-
 import almaqa_casa  # noqa: F401  (offline CASA first)
 from almaqa_casa.renorm import engine
 from almaqa_casa.renorm.msinfo import read_msinfo

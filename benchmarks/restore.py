@@ -35,6 +35,7 @@ def _member_from_synth(cache: str, nant: int, chanfactor: int) -> str:
     channel counts multiplied by ``chanfactor`` (same bandwidth), closer to
     ALMA's FDM windows than the test deliveries' 60-128 channels."""
     import dataclasses
+
     from almaqa_casa.synth import spec as S
     from almaqa_casa.synth.build import generate
     out = os.path.join(cache, f"bench_pipeline_{nant}ant_x{chanfactor}")
@@ -54,10 +55,11 @@ def _member_from_synth(cache: str, nant: int, chanfactor: int) -> str:
 def reference(member: str, work: str) -> dict:
     """The reference sequence, one EB after the other."""
     from casatasks import applycal, importasdm, mstransform
+
     from almaqa_casa.restore import casasteps as cs
+    from almaqa_casa.restore import renormstep
     from almaqa_casa.restore.discover import inspect_member
     from almaqa_casa.restore.executor import DiskSampler
-    from almaqa_casa.restore import renormstep
     from almaqa_casa.restore.options import RestoreOptions
     from almaqa_casa.restore.plan import make_plan
     info = inspect_member(member)

@@ -56,9 +56,9 @@ def _names(n: int, mous: str) -> list[str]:
 
 
 def bench_structure(nfiles: int, tmp: Path) -> dict:
-    from almaqa_casa.validate import validate_delivery
     from almaqa_casa.delivery import naming
     from almaqa_casa.delivery.naming import parse_name
+    from almaqa_casa.validate import validate_delivery
 
     mous = "uid___A001_X1_X2"
     member = tmp / "2025.1.00001.S" / "science_goal.uid___A001_X1_X0" / "group.uid___A001_X1_X1" / f"member.{mous}"

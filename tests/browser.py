@@ -24,7 +24,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 __all__ = ["PageCheck", "check_page", "find_chromium", "require_chromium"]
 
@@ -71,7 +70,7 @@ class PageCheck:
                 f"console_errors={self.console_errors} external={self.external_requests}")
 
 
-def find_chromium() -> Optional[str]:
+def find_chromium() -> str | None:
     for c in (os.environ.get("CHROMIUM"), *CANDIDATES, shutil.which("chromium")):
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
@@ -97,7 +96,7 @@ class _Pipe:
         self.next_id = 0
         self.events: list[dict] = []
 
-    def send(self, method: str, params: Optional[dict] = None, session: Optional[str] = None) -> int:
+    def send(self, method: str, params: dict | None = None, session: str | None = None) -> int:
         self.next_id += 1
         msg = {"id": self.next_id, "method": method, "params": params or {}}
         if session:
@@ -108,7 +107,7 @@ class _Pipe:
             data = data[n:]
         return self.next_id
 
-    def _read_one(self, deadline: float) -> Optional[dict]:
+    def _read_one(self, deadline: float) -> dict | None:
         while b"\0" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -123,7 +122,7 @@ class _Pipe:
         raw, self.buf = self.buf.split(b"\0", 1)
         return json.loads(raw)
 
-    def call(self, method: str, params: Optional[dict] = None, session: Optional[str] = None,
+    def call(self, method: str, params: dict | None = None, session: str | None = None,
              timeout: float = 30.0) -> dict:
         mid = self.send(method, params, session)
         deadline = time.monotonic() + timeout
@@ -137,7 +136,7 @@ class _Pipe:
                 return msg.get("result", {})
             self.events.append(msg)
 
-    def wait_event(self, method: str, timeout: float) -> Optional[dict]:
+    def wait_event(self, method: str, timeout: float) -> dict | None:
         for i, ev in enumerate(self.events):
             if ev.get("method") == method:
                 return self.events.pop(i)
@@ -174,7 +173,7 @@ def _collect(events: list[dict], res: PageCheck) -> None:
                 res.external_requests.append(url)
 
 
-def check_page(path: str | os.PathLike, timeout: float = 60.0, chromium: Optional[str] = None) -> PageCheck:
+def check_page(path: str | os.PathLike, timeout: float = 60.0, chromium: str | None = None) -> PageCheck:
     """Load ``path`` in headless Chromium; collect console errors and image status.
 
     Skips the calling pytest test when no browser exists (``require_chromium``).

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..atomic import write_text_atomic
+from ..errors import AlmaqaError
 
 #: Site config paths casaconfig looks at when CASASITECONFIG is unset.
 STANDARD_SITE_CONFIGS = ("/opt/casa/casasiteconfig.py", "/home/casa/casasiteconfig.py")
@@ -30,7 +31,7 @@ STANDARD_SITE_CONFIGS = ("/opt/casa/casasiteconfig.py", "/home/casa/casasiteconf
 LOGFILE_ENV = "ALMAQA_CASALOG"
 
 
-class MeasuresDataError(RuntimeError):
+class MeasuresDataError(AlmaqaError, RuntimeError):
     """No CASA measures data could be found; the message names the fix."""
 
 
@@ -129,7 +130,7 @@ def import_casatools():
     """Import casatools after :func:`bootstrap`, with a clear error if no data."""
     bootstrap()
     try:
-        import casatools  # noqa: F401
+        import casatools
     except Exception as exc:  # casatools raises plain exceptions here
         raise MeasuresDataError(
             "CASA could not find its measures data (geodetic/IERSeop2000): "

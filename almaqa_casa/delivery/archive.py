@@ -13,13 +13,15 @@ import posixpath
 import shutil
 import tarfile
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
-__all__ = ["ArchiveError", "check_member", "list_members", "extract", "extract_into"]
+from ..errors import AlmaqaError
+
+__all__ = ["ArchiveError", "check_member", "extract", "extract_into", "list_members"]
 
 
-class ArchiveError(ValueError):
+class ArchiveError(AlmaqaError, ValueError):
     """An archive is unsafe, truncated or unreadable; the message names it."""
 
 

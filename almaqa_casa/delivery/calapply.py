@@ -17,12 +17,23 @@ import ast
 import dataclasses
 import os
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
-__all__ = ["CalApplication", "CalApplyError", "parse_calapply", "read_calapply",
-           "PIPELINE_INTENT_OF_OBSMODE", "APPLY_INTENTS", "casa_intents",
-           "rebase_tables", "to_callib", "caltables"]
+from ..errors import AlmaqaError
+
+__all__ = [
+    "APPLY_INTENTS",
+    "PIPELINE_INTENT_OF_OBSMODE",
+    "CalApplication",
+    "CalApplyError",
+    "caltables",
+    "casa_intents",
+    "parse_calapply",
+    "read_calapply",
+    "rebase_tables",
+    "to_callib",
+]
 
 #: Keywords an applycal line must/may carry (CALLIB ``as_applycal``).
 _REQUIRED = ("gaintable",)
@@ -57,7 +68,7 @@ PIPELINE_INTENT_OF_OBSMODE["CALIBRATE_DIFFGAIN#REFERENCE"] = "DIFFGAINREF"
 PIPELINE_INTENT_OF_OBSMODE["CALIBRATE_DIFFGAIN#ON_SOURCE"] = "DIFFGAINSRC"
 
 
-class CalApplyError(ValueError):
+class CalApplyError(AlmaqaError, ValueError):
     """A calapply.txt line cannot be read; the message names file and line."""
 
 

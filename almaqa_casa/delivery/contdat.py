@@ -18,7 +18,9 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["ContDatError", "SpwContinuum", "ContDat", "parse_contdat", "read_contdat"]
+from ..errors import AlmaqaError
+
+__all__ = ["ContDat", "ContDatError", "SpwContinuum", "parse_contdat", "read_contdat"]
 
 _UNITS = {"GHZ": 1e9, "MHZ": 1e6, "KHZ": 1e3, "HZ": 1.0}
 _RANGE = re.compile(
@@ -28,7 +30,7 @@ _RANGE = re.compile(
 _FRAMES = {"LSRK", "TOPO", "SOURCE", "BARY", "LSRD", "GEO", "GALACTO", "REST", "CMB", "LGROUP"}
 
 
-class ContDatError(ValueError):
+class ContDatError(AlmaqaError, ValueError):
     """cont.dat cannot be read; the message names file and line."""
 
 

@@ -14,12 +14,14 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import AlmaqaError
+
 __all__ = ["FluxCsvError", "FluxEntry", "parse_fluxcsv", "read_fluxcsv"]
 
 _REQUIRED = ("ms", "field", "spw", "I", "Q", "U", "V", "spix")
 
 
-class FluxCsvError(ValueError):
+class FluxCsvError(AlmaqaError, ValueError):
     """flux.csv cannot be read; the message names file and line."""
 
 
@@ -64,7 +66,7 @@ def parse_fluxcsv(text: str, filename: str = "<flux.csv>") -> list[FluxEntry]:
         if len(r) < len(_REQUIRED):
             raise FluxCsvError(f"{where}: {len(r)} columns, expected {len(header)}")
         try:
-            def num(k, default=0.0):
+            def num(k, default=0.0, r=r):
                 i = col.get(k)
                 if i is None or i >= len(r) or not r[i].strip():
                     return default

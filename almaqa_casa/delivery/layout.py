@@ -18,16 +18,25 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
 
 from .naming import parse_name
 
 __all__ = [
-    "SUBFOLDERS", "REQUIRED_SUBFOLDERS", "MEMBER_RE", "MemberListing", "Delivery",
-    "find_members", "scan_members", "scan_member", "classify", "describe",
-    "member_levels", "PROJECT_RE",
+    "MEMBER_RE",
+    "PROJECT_RE",
+    "REQUIRED_SUBFOLDERS",
+    "SUBFOLDERS",
+    "Delivery",
+    "MemberListing",
+    "classify",
+    "describe",
+    "find_members",
+    "member_levels",
+    "scan_member",
+    "scan_members",
 ]
 
 SUBFOLDERS = ("calibration", "log", "product", "qa", "raw", "script")
@@ -55,7 +64,7 @@ class MemberListing:
     path: str
     top: tuple[str, ...] = ()
     folders: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    imaging_script_has_code: Optional[bool] = None  #: scriptForImaging.py has non-comment lines
+    imaging_script_has_code: bool | None = None  #: scriptForImaging.py has non-comment lines
     parents: tuple[str, ...] = ()  #: names of group, science goal, project folders (nearest first)
 
 
@@ -66,7 +75,7 @@ class Delivery:
     mous: str
     path: str
     folders: tuple[str, ...]
-    readme: Optional[str]
+    readme: str | None
     calibration: str               #: 'pipeline', 'manual' or 'unknown'
     pipeline_rerun_only: bool      #: pipeline calibration with only casa_pipescript.py
     imaging: str                   #: 'pipeline', 'manual' or 'none'
@@ -164,9 +173,9 @@ def _is_dir(entry: os.DirEntry) -> bool:
         return False
 
 
-def _code_lines(path: Path) -> Optional[bool]:
+def _code_lines(path: Path) -> bool | None:
     try:
-        with open(path, "r", errors="replace") as fh:
+        with open(path, errors="replace") as fh:
             return any(l.strip() and not l.lstrip().startswith("#") for l in fh)
     except OSError:
         return None

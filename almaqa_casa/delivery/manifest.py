@@ -14,10 +14,12 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-__all__ = ["ManifestError", "Manifest", "AsdmEntry", "parse_manifest", "read_manifest"]
+from ..errors import AlmaqaError
+
+__all__ = ["AsdmEntry", "Manifest", "ManifestError", "parse_manifest", "read_manifest"]
 
 
-class ManifestError(ValueError):
+class ManifestError(AlmaqaError, ValueError):
     """The manifest cannot be read; the message names the file."""
 
 

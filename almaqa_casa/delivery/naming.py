@@ -18,12 +18,21 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field, replace
-from typing import Optional
 
 __all__ = [
-    "ProductName", "parse_name", "diagnose_name", "format_name",
-    "TARGET_TYPES", "IMAGE_TYPES", "STOKES", "DATATYPES", "LAYERS",
-    "EXTENSIONS", "target_token", "source_name", "same_source",
+    "DATATYPES",
+    "EXTENSIONS",
+    "IMAGE_TYPES",
+    "LAYERS",
+    "STOKES",
+    "TARGET_TYPES",
+    "ProductName",
+    "diagnose_name",
+    "format_name",
+    "parse_name",
+    "same_source",
+    "source_name",
+    "target_token",
 ]
 
 #: ``<type>`` tokens: contract (sci, ph, bp, amp, chk, pol_leak), pipeline
@@ -89,20 +98,20 @@ class ProductName:
     (``kind``, ``taylor``, ``spws``, ``source``, ``selfcal``, ``manual``).
     """
 
-    mous: Optional[str]            #: ``uid___A001_X1_X2``, ``oussid`` or None (no prefix)
+    mous: str | None            #: ``uid___A001_X1_X2``, ``oussid`` or None (no prefix)
     member_prefix: bool            #: name starts with ``member.``
-    extra_prefix: Optional[str]    #: e.g. ``ari_l`` after the MOUS
+    extra_prefix: str | None    #: e.g. ``ari_l`` after the MOUS
     target: str                    #: target token as written (quoted: ``_a_b_``)
     target_type: str               #: sci, ph, bp, amp, chk, pol_leak, ...
     spw: str                       #: spw token as written (``spw25_27``, ``L_band``)
-    array: Optional[str]           #: ``12m``/``7m`` token (ARI-L) or None
+    array: str | None           #: ``12m``/``7m`` token (ARI-L) or None
     imagetype: str                 #: mfs, cont, cube, repBW
-    datatype_before: Optional[str]  #: regcal/selfcal before Stokes (pipeline)
-    stokes: Optional[str]          #: I, IQUV, P, A, POLI, ... (None in old names)
-    datatype_after: Optional[str]  #: selfcal after Stokes (archive renaming)
+    datatype_before: str | None  #: regcal/selfcal before Stokes (pipeline)
+    stokes: str | None          #: I, IQUV, P, A, POLI, ... (None in old names)
+    datatype_after: str | None  #: selfcal after Stokes (archive renaming)
     cmt: tuple[str, ...] = field(default_factory=tuple)  #: free tokens (manual, B6, lines)
     layer: tuple[str, ...] = field(default_factory=tuple)  #: ('tt0','pbcor'), ('pb',), () ...
-    version: Optional[str] = None  #: ``v2``
+    version: str | None = None  #: ``v2``
     ext: str = "fits"              #: fits, fits.gz, tgz, tar.gz
 
     # ---- interpreted view -------------------------------------------------
@@ -121,7 +130,7 @@ class ProductName:
         return ".".join(toks)
 
     @functools.cached_property
-    def taylor(self) -> Optional[int]:
+    def taylor(self) -> int | None:
         """Taylor-term index (``tt0`` → 0) or None."""
         for t in self.layer:
             if _TT.match(t):
@@ -137,7 +146,7 @@ class ProductName:
         return tuple(int(x) for x in m.group(1).split("_") if x)
 
     @property
-    def datatype(self) -> Optional[str]:
+    def datatype(self) -> str | None:
         """``selfcal``/``regcal`` wherever it was written, else None."""
         return self.datatype_before or self.datatype_after
 
@@ -169,7 +178,7 @@ class ProductName:
         return _join(self._stem_tokens(with_layer=False) + ([self.version] if self.version else []))
 
     @property
-    def target_key(self) -> tuple[Optional[str], str, str]:
+    def target_key(self) -> tuple[str | None, str, str]:
         """(MOUS, target, type): products of one target share it."""
         return (self.mous, self.target, self.target_type)
 
@@ -209,26 +218,26 @@ def format_name(fields: ProductName) -> str:
     return _join(fields._stem_tokens()) + "." + fields.ext
 
 
-def parse_name(name: str) -> Optional[ProductName]:
+def parse_name(name: str) -> ProductName | None:
     """Parse a product file name (basename); None when it does not follow the scheme."""
     fields, _ = _parse(name)
     return fields
 
 
-def diagnose_name(name: str) -> Optional[str]:
+def diagnose_name(name: str) -> str | None:
     """Why ``name`` does not parse (None when it parses)."""
     _, err = _parse(name)
     return err
 
 
-def _parse(name: object) -> tuple[Optional[ProductName], Optional[str]]:
+def _parse(name: object) -> tuple[ProductName | None, str | None]:
     if isinstance(name, str):
         return _parse_cached(name)
     return None, "name is not a string"
 
 
 @functools.lru_cache(maxsize=65536)
-def _parse_cached(name: str) -> tuple[Optional[ProductName], Optional[str]]:
+def _parse_cached(name: str) -> tuple[ProductName | None, str | None]:
     """Parses are cached: a validation looks at each name from several checks."""
     try:
         return _parse_unsafe(name)
@@ -236,7 +245,7 @@ def _parse_cached(name: str) -> tuple[Optional[ProductName], Optional[str]]:
         return None, f"unparseable name ({type(exc).__name__}: {exc})"
 
 
-def _split_ext(name: str) -> tuple[str, Optional[str]]:
+def _split_ext(name: str) -> tuple[str, str | None]:
     for ext in EXTENSIONS:
         if name.endswith("." + ext) and len(name) > len(ext) + 1:
             return name[: -len(ext) - 1], ext
@@ -257,7 +266,7 @@ def _match_layer(tokens: list[str]) -> tuple[str, ...]:
     return ()
 
 
-def _parse_unsafe(name: object) -> tuple[Optional[ProductName], Optional[str]]:
+def _parse_unsafe(name: object) -> tuple[ProductName | None, str | None]:
     if not isinstance(name, str):
         return None, "name is not a string"
     if not name or "/" in name or "\x00" in name:

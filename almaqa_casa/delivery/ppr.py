@@ -12,10 +12,12 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-__all__ = ["PPRError", "PPR", "parse_ppr", "read_ppr"]
+from ..errors import AlmaqaError
+
+__all__ = ["PPR", "PPRError", "parse_ppr", "read_ppr"]
 
 
-class PPRError(ValueError):
+class PPRError(AlmaqaError, ValueError):
     """The PPR cannot be read; the message names the file."""
 
 

@@ -14,18 +14,19 @@ import gzip
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 __all__ = [
     "GZIP_MAGIC",
+    "casa_readable",
     "image_format",
     "is_gzipped",
-    "casa_readable",
-    "temp_workdir",
-    "read_header",
     "read_beams",
+    "read_header",
     "strip_fits_suffix",
+    "temp_workdir",
 ]
 
 #: First two bytes of a gzip stream.

@@ -24,10 +24,19 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_output
+from ..errors import AlmaqaError
 from .fitsio import casa_readable, image_format, temp_workdir
 
-__all__ = ["recover_uncorrected", "recover_with_route", "check_pb_compatible", "grids_identical",
-           "choose_route", "ROUTES", "ImageMismatchError", "EXPORTFITS_KW"]
+__all__ = [
+    "EXPORTFITS_KW",
+    "ROUTES",
+    "ImageMismatchError",
+    "check_pb_compatible",
+    "choose_route",
+    "grids_identical",
+    "recover_uncorrected",
+    "recover_with_route",
+]
 
 #: exportfits settings used for every FITS the package writes (as the ALMA pipeline exports).
 EXPORTFITS_KW = dict(
@@ -36,7 +45,7 @@ EXPORTFITS_KW = dict(
 )
 
 
-class ImageMismatchError(ValueError):
+class ImageMismatchError(AlmaqaError, ValueError):
     """The image and its primary beam do not share a grid."""
 
 

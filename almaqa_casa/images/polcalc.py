@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
 __all__ = [
-    "Threshold", "parse_threshold", "parse_sigma", "pol_block", "robust_sigma",
     "RAD2HALFDEG",
+    "Threshold",
+    "parse_sigma",
+    "parse_threshold",
+    "pol_block",
+    "robust_sigma",
 ]
 
 #: atan2 radians → half-angle degrees.
@@ -51,7 +54,7 @@ def _quantity(text: str) -> tuple[float, str]:
     return float(q["value"]), str(q["unit"])
 
 
-def parse_threshold(text: str, param: str = "polithresh") -> Optional[Threshold]:
+def parse_threshold(text: str, param: str = "polithresh") -> Threshold | None:
     """Parse ``polithresh``: ``''`` → None, ``'5sigma'``, or a flux density with units.
 
     Raises
@@ -85,7 +88,7 @@ def parse_threshold(text: str, param: str = "polithresh") -> Optional[Threshold]
     return Threshold("flux", value, unit, s)
 
 
-def parse_sigma(text: str) -> Optional[Threshold]:
+def parse_sigma(text: str) -> Threshold | None:
     """Parse the debiasing ``sigma`` (a flux density with units; '' → estimate)."""
     if text is None or not str(text).strip():
         return None
@@ -114,7 +117,7 @@ def _mad_std(x: np.ndarray) -> tuple[float, float]:
     return med, 1.4826 * float(np.median(np.abs(x - med)))
 
 
-def robust_sigma(q: np.ndarray, u: np.ndarray, i: Optional[np.ndarray] = None,
+def robust_sigma(q: np.ndarray, u: np.ndarray, i: np.ndarray | None = None,
                  clip: float = 5.0, iterations: int = 5,
                  min_pixels: int = 50, max_pixels: int = 65536) -> tuple[float, float]:
     """Noise of Q and U away from the source: (sigma_Q, sigma_U).
@@ -167,8 +170,8 @@ def robust_sigma(q: np.ndarray, u: np.ndarray, i: Optional[np.ndarray] = None,
     return out[0], out[1]
 
 
-def pol_block(q: np.ndarray, u: np.ndarray, i: Optional[np.ndarray] = None, *,
-              thresh: Optional[float] = None, sigma: Optional[float] = None,
+def pol_block(q: np.ndarray, u: np.ndarray, i: np.ndarray | None = None, *,
+              thresh: float | None = None, sigma: float | None = None,
               debias: bool = False, fractional: bool = False,
               maskpoli: bool = False) -> dict[str, np.ndarray]:
     """P, A (and P/I) of one block, float32, masked pixels NaN.

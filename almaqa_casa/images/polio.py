@@ -18,12 +18,21 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["StokesLayout", "PolReader", "open_reader", "read_layout", "make_base_template",
-           "make_template_header", "FitsStreamWriter", "split_fits", "set_header_ints"]
+__all__ = [
+    "FitsStreamWriter",
+    "PolReader",
+    "StokesLayout",
+    "make_base_template",
+    "make_template_header",
+    "open_reader",
+    "read_layout",
+    "set_header_ints",
+    "split_fits",
+]
 
 FITS_BLOCK = 2880
 #: Largest tile slab (pixels, all channels of a tile plane) read directly from a CASA image;
@@ -37,7 +46,7 @@ class StokesLayout:
 
     shape: list[int]
     stokes_axis: int
-    spectral_axis: Optional[int]
+    spectral_axis: int | None
     stokes: list[str]
     unit: str
     beams: dict = field(default_factory=dict)
@@ -54,7 +63,7 @@ class StokesLayout:
     def nchan(self) -> int:
         return self.shape[self.spectral_axis] if self.spectral_axis is not None else 1
 
-    def index(self, name: str) -> Optional[int]:
+    def index(self, name: str) -> int | None:
         return self.stokes.index(name) if name in self.stokes else None
 
 
@@ -113,7 +122,7 @@ def _fits_data_start(path: str) -> tuple[int, dict]:
                     cards[key] = card[10:].split("/")[0].strip().strip("'").strip()
 
 
-def fits_fast_path(path: str, shape: list[int]) -> Optional[tuple[int, int, list[int]]]:
+def fits_fast_path(path: str, shape: list[int]) -> tuple[int, int, list[int]] | None:
     """(data offset, BITPIX, NAXISn) if ``path`` is an unscaled float FITS of ``shape``, else None.
 
     Such files are read directly from disk; anything else goes through CASA.
@@ -143,7 +152,7 @@ class TileLayout:
     bucket: int
 
 
-def tiled_layout(image_path: str, shape: list[int]) -> Optional[TileLayout]:
+def tiled_layout(image_path: str, shape: list[int]) -> TileLayout | None:
     """The tile layout of a CASA image's pixel column, if it can be read directly; else None.
 
     Only the plain case is accepted: a float ``map`` column in one
@@ -211,7 +220,7 @@ class PolReader:
         self.path = path
         self.layout = layout
         self.mode = "casa"
-        self._fh: Optional[BinaryIO] = None
+        self._fh: BinaryIO | None = None
         self._ia = None
         self._rg = None
         self._scratch = None
@@ -247,12 +256,12 @@ class PolReader:
             self._rg = regionmanager()
             self._scratch = str(Path(workdir) / "block.fits")
 
-    def read(self, stokes: int, chan: int, y0: int = 0, y1: Optional[int] = None) -> np.ndarray:
+    def read(self, stokes: int, chan: int, y0: int = 0, y1: int | None = None) -> np.ndarray:
         """Rows ``y0:y1`` of Stokes plane ``stokes`` in channel ``chan``: (ny', nx), masked → NaN."""
         return self.read_block([stokes], chan, chan + 1, y0, y1)[0, 0]
 
     def read_block(self, stokes: list[int], c0: int, c1: int, y0: int = 0,
-                   y1: Optional[int] = None) -> np.ndarray:
+                   y1: int | None = None) -> np.ndarray:
         """Stokes planes ``stokes`` of channels ``c0:c1``, rows ``y0:y1``.
 
         Returns float32 of shape (len(stokes), c1 - c0, y1 - y0, nx); masked
@@ -404,7 +413,7 @@ class PolReader:
             self._rg.done()
             self._ia = None
 
-    def __enter__(self) -> "PolReader":
+    def __enter__(self) -> PolReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -18,7 +18,6 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -26,12 +25,25 @@ from ..atomic import atomic_output
 from . import polcalc
 from .fitsio import casa_readable, image_format, temp_workdir
 from .pbcor import recover_uncorrected
-from .polio import (FitsStreamWriter, StokesLayout, make_base_template, make_template_header,
-                    open_reader, read_layout)
+from .polio import (
+    FitsStreamWriter,
+    StokesLayout,
+    make_base_template,
+    make_template_header,
+    open_reader,
+    read_layout,
+)
 from .polnames import POL_INPUT_STOKES, is_pbcor_name, output_names, pb_candidates
 
-__all__ = ["PolmapsOptions", "make_polmaps", "polmaps_one", "find_iquv_products",
-           "find_pb", "MAX_BLOCK_PIXELS", "STOKES_TYPES"]
+__all__ = [
+    "MAX_BLOCK_PIXELS",
+    "STOKES_TYPES",
+    "PolmapsOptions",
+    "find_iquv_products",
+    "find_pb",
+    "make_polmaps",
+    "polmaps_one",
+]
 
 #: Largest block (pixels) computed at once; larger planes go in row blocks.
 MAX_BLOCK_PIXELS = 2 * 1024 * 1024
@@ -104,7 +116,7 @@ def find_iquv_products(path: str | Path) -> list[str]:
     return [str(c) for c in (pbcor or found)]
 
 
-def find_pb(image: str | Path) -> Optional[str]:
+def find_pb(image: str | Path) -> str | None:
     """The primary beam delivered next to a pbcor image, or None."""
     p = Path(image)
     for name in pb_candidates(p.name):
@@ -116,7 +128,7 @@ def find_pb(image: str | Path) -> Optional[str]:
 
 # ---------------------------------------------------------------- helpers
 
-def _beam_table(layout: StokesLayout, stokes: int) -> Optional[list]:
+def _beam_table(layout: StokesLayout, stokes: int) -> list | None:
     b = layout.beams
     if not b or "beams" not in b:
         return None
@@ -153,7 +165,7 @@ def _blocks(nchan: int, ny: int, nx: int,
     return [(c, c + 1, y, min(ny, y + rows)) for c in range(nchan) for y in range(0, ny, rows)]
 
 
-def _pipeline(blocks, read, compute, write, depth: int = 3, workers: Optional[int] = None) -> None:
+def _pipeline(blocks, read, compute, write, depth: int = 3, workers: int | None = None) -> None:
     """Run read → compute → write over ``blocks`` with overlap and bounded memory.
 
     One reader thread (the image tool / file handle is used from one thread
@@ -200,8 +212,8 @@ _USED = {True: "primary-beam corrected", False: "primary-beam uncorrected (pbcor
          None: "input as given"}
 
 
-def _history(opts: PolmapsOptions, product: str, src: str, pbcor_used: Optional[bool],
-             thr: Optional[polcalc.Threshold], sigma_text: str) -> list[str]:
+def _history(opts: PolmapsOptions, product: str, src: str, pbcor_used: bool | None,
+             thr: polcalc.Threshold | None, sigma_text: str) -> list[str]:
     from .. import __version__
 
     what = {"P": "linear polarized intensity sqrt(Q^2+U^2)" + (" - sigma^2 (debiased)" if opts.debias else ""),
@@ -233,7 +245,7 @@ def polmaps_one(src: str, outdir: str | Path, opts: PolmapsOptions) -> dict:
     pbcor_input = is_pbcor_name(src)
     use_uncorrected = (not opts.pbcor) and (pbcor_input or bool(opts.pbimage))
     # True: pbcor image used; False: uncorrected; None: input not named pbcor, used as given
-    pbcor_used: Optional[bool] = (True if pbcor_input else None) if opts.pbcor else False
+    pbcor_used: bool | None = (True if pbcor_input else None) if opts.pbcor else False
     if not opts.pbcor and not use_uncorrected:
         result["note"] = "input is not a pbcor product; used as the uncorrected image"
     pb = None

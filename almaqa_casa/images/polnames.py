@@ -14,7 +14,7 @@ from dataclasses import replace
 from ..delivery.naming import format_name, parse_name
 from .fitsio import strip_fits_suffix
 
-__all__ = ["output_names", "pb_candidates", "is_pbcor_name", "POL_INPUT_STOKES"]
+__all__ = ["POL_INPUT_STOKES", "is_pbcor_name", "output_names", "pb_candidates"]
 
 #: Stokes tokens of inputs that can give P and A.
 POL_INPUT_STOKES = ("IQUV", "IQU", "QU")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["make_image", "to_fits", "gaussian_pb"]
+__all__ = ["gaussian_pb", "make_image", "to_fits"]
 
 PlaneFn = Callable[[int, int], np.ndarray]
 

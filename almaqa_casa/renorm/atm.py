@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -30,7 +30,7 @@ def _lorentzian(x, x0, a, gam, off):
 
 
 def fit_atm_lines(trans: np.ndarray, freqs_hz: np.ndarray, chanwidth_hz: float
-                  ) -> Tuple[List[float], List[float]]:
+                  ) -> tuple[list[float], list[float]]:
     """Centres and widths (channels) of atmospheric dips deeper than 1 % below
     the median, each fitted with a Lorentzian (``fitAtmLines``); a fit that
     does not converge falls back to the initial guess (width 1 channel)."""
@@ -60,7 +60,7 @@ def airmass(elevation_deg: float) -> float:
     return 1.0 / math.cos((90.0 - elevation_deg) * math.pi / 180.0)
 
 
-def scan_weather(times: np.ndarray, wx: Optional[dict]) -> Tuple[float, float, float]:
+def scan_weather(times: np.ndarray, wx: dict | None) -> tuple[float, float, float]:
     """Pressure (mbar), humidity (%), temperature (C) averaged over a scan
     (``renormWeather``: valid entries between the scan's first and last
     time, else the nearest; defaults 563 mbar, 20 %, 0 C)."""
@@ -84,7 +84,7 @@ def scan_weather(times: np.ndarray, wx: Optional[dict]) -> Tuple[float, float, f
     return float(np.mean(p[ok])), float(np.mean(h[ok])), float(np.mean(tc[ok]))
 
 
-def scan_pwv(times: np.ndarray, pwv: Optional[dict]) -> float:
+def scan_pwv(times: np.ndarray, pwv: dict | None) -> float:
     """Median PWV (mm) in ``[t0 - L/2, t0 + L/2]`` around the scan start
     (``renormMedianPWV``); 0 when unknown."""
     if pwv is None or len(pwv["water"]) == 0 or np.all(pwv["water"] == 1.0):
@@ -102,7 +102,7 @@ def scan_pwv(times: np.ndarray, pwv: Optional[dict]) -> float:
 # --------------------------------------------------------------------------
 # Table reads (I/O)
 # --------------------------------------------------------------------------
-def read_weather(vis: str) -> Optional[dict]:
+def read_weather(vis: str) -> dict | None:
     """WEATHER table columns (TB2 station preferred), sorted by time."""
     import casatools
     tb = casatools.table()
@@ -142,7 +142,7 @@ def read_weather(vis: str) -> Optional[dict]:
     return out
 
 
-def read_pwv(vis: str) -> Optional[dict]:
+def read_pwv(vis: str) -> dict | None:
     """WVR water column from ASDM_CALWVR, else ASDM_CALATMOSPHERE."""
     import casatools
     tb = casatools.table()
@@ -168,7 +168,7 @@ def read_pwv(vis: str) -> Optional[dict]:
     return None
 
 
-def read_image_lo(vis: str, spw: int) -> Optional[float]:
+def read_image_lo(vis: str, spw: int) -> float | None:
     """First LO frequency (Hz) of a spw from ASDM_RECEIVER (Bands 9/10)."""
     import casatools
     tb = casatools.table()
@@ -202,7 +202,7 @@ def read_image_lo(vis: str, spw: int) -> Optional[float]:
         return None
 
 
-def elevations_deg(pointings: Sequence[Tuple[dict, float]]) -> List[float]:
+def elevations_deg(pointings: Sequence[tuple[dict, float]]) -> list[float]:
     """Elevations at ALMA of (direction measure, time in MJD seconds) pairs,
     with one measures tool."""
     import casatools
@@ -222,8 +222,8 @@ def elevations_deg(pointings: Sequence[Tuple[dict, float]]) -> List[float]:
 
 
 def opacity_spectrum(freqs_hz: np.ndarray, pressure: float, humidity: float, temp_k: float,
-                     pwv_mm: float, image_lo_hz: Optional[float] = None
-                     ) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+                     pwv_mm: float, image_lo_hz: float | None = None
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
     """Total (wet + dry) zenith opacity per channel from the ``atmosphere``
     tool, set up as ``ATMtrans`` does; also the image sideband's when an LO is given."""
     import casatools
@@ -269,9 +269,9 @@ class AtmLines:
 
     elevation: float
     transmission: np.ndarray
-    transmission_sb: Optional[np.ndarray]
-    centers: List[float]
-    gammas: List[float]
+    transmission_sb: np.ndarray | None
+    centers: list[float]
+    gammas: list[float]
     mask: np.ndarray
 
 
@@ -280,14 +280,14 @@ class AtmModel:
     """Per-spw opacity (one ``atmosphere`` evaluation) and per-elevation-bin lines."""
 
     bin_deg: float = 1.0
-    opacity: Dict[int, tuple] = field(default_factory=dict)
-    lines: Dict[Tuple[int, int], AtmLines] = field(default_factory=dict)
+    opacity: dict[int, tuple] = field(default_factory=dict)
+    lines: dict[tuple[int, int], AtmLines] = field(default_factory=dict)
     n_tool_calls: int = 0
     n_fits: int = 0
-    conditions: Dict[int, dict] = field(default_factory=dict)
+    conditions: dict[int, dict] = field(default_factory=dict)
 
     def set_spw(self, spw: int, freqs_hz: np.ndarray, pressure: float, humidity: float,
-                temp_c: float, pwv_mm: float, reverse: bool, image_lo_hz: Optional[float]):
+                temp_c: float, pwv_mm: float, reverse: bool, image_lo_hz: float | None):
         """Evaluate the atmosphere tool for a spw (once)."""
         if spw in self.opacity:
             return

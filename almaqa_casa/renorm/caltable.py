@@ -9,15 +9,15 @@ renormalization correction; no data column is touched.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Tuple
 
 import numpy as np
 
 from ..atomic import atomic_output
 
 
-def write_caltable(vis: str, caltable: str, rows: Iterable[Tuple[int, int, int, float, np.ndarray]],
+def write_caltable(vis: str, caltable: str, rows: Iterable[tuple[int, int, int, float, np.ndarray]],
                    overwrite: bool = True) -> str:
     """Write ``rows`` of ``(spw, field, scan, time, N)`` with ``N`` shaped
     ``(ncorr, nchan, nant)`` to ``caltable`` (atomically)."""

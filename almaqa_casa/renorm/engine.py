@@ -18,18 +18,19 @@ autocorrelation rows); the rest is arithmetic from :mod:`.spectra`.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..errors import AlmaqaError
 from . import atm as atmmod
 from . import spectra as sp
 from .msinfo import MSInfo, read_msinfo
 from .reader import AutoSums, read_auto_sums, read_xc_good_antennas
 
 
-class RenormInputError(ValueError):
+class RenormInputError(AlmaqaError, ValueError):
     """A parameter does not fit the MS (raised, not recorded as a failed MS)."""
 
 
@@ -37,13 +38,13 @@ class RenormInputError(ValueError):
 class Options:
     """Parameters of one run (names as in ``hifa_renorm`` / ``renormalize``)."""
 
-    threshold: Optional[float] = 1.02
+    threshold: float | None = 1.02
     spws: Sequence[int] = ()
     fields: Sequence[str] = ()
-    excludechan: Dict[str, str] = field(default_factory=dict)
+    excludechan: dict[str, str] = field(default_factory=dict)
     atm_auto_exclude: bool = True
     check_false_positives: bool = True
-    bwthreshspw: Dict[str, float] = field(default_factory=dict)
+    bwthreshspw: dict[str, float] = field(default_factory=dict)
     bwthresh: float = 120e6
     bwdiv: object = "odd"
     mededge: float = 0.01
@@ -61,12 +62,12 @@ class ScanField:
     scan: int
     field: int
     value: float
-    nmax: List[float]
+    nmax: list[float]
     nseg: int
     dnchan: int
-    flagged: List[int]
-    outliers: List[dict]
-    elevation: Optional[float] = None
+    flagged: list[int]
+    outliers: list[dict]
+    elevation: float | None = None
 
 
 @dataclass
@@ -78,23 +79,23 @@ class TargetSpw:
     threshold: float
     nchan: int
     freqs: np.ndarray
-    scans: List[int]
-    bandpass_scans: List[int]
-    entries: List[ScanField] = field(default_factory=list)
+    scans: list[int]
+    bandpass_scans: list[int]
+    entries: list[ScanField] = field(default_factory=list)
     max_rn: float = 1.0
-    max_rn_field: Optional[int] = None
+    max_rn_field: int | None = None
     exceeds: bool = False
     seg_change: bool = False
-    summary: Optional[np.ndarray] = None          # (ncorr, nchan, nant)
-    summary_atm: Optional[np.ndarray] = None      # before channel exclusion
+    summary: np.ndarray | None = None          # (ncorr, nchan, nant)
+    summary_atm: np.ndarray | None = None      # before channel exclusion
     summary_is_thresh: bool = False
-    exclusions: List[Tuple[int, int]] = field(default_factory=list)
-    atm_ranges: List[Tuple[int, int]] = field(default_factory=list)
-    atm_transmission: Optional[np.ndarray] = None
-    atm_warning: Optional[bool] = None
-    atm_exclude_cmd: Optional[str] = None
-    spectra: Dict[Tuple[int, int], np.ndarray] = field(default_factory=dict)
-    error: Optional[str] = None
+    exclusions: list[tuple[int, int]] = field(default_factory=list)
+    atm_ranges: list[tuple[int, int]] = field(default_factory=list)
+    atm_transmission: np.ndarray | None = None
+    atm_warning: bool | None = None
+    atm_exclude_cmd: str | None = None
+    spectra: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    error: str | None = None
 
 
 @dataclass
@@ -102,25 +103,25 @@ class RunResult:
     vis: str
     band: int
     nant: int
-    antnames: List[str]
-    fdm_spws: List[int]
-    tdm_spws: List[int]
+    antnames: list[str]
+    fdm_spws: list[int]
+    tdm_spws: list[int]
     tdm_only: bool
-    spws: List[int]
-    results: List[TargetSpw]
-    atm: Optional[atmmod.AtmModel]
-    excludechan_final: Dict[str, str]
+    spws: list[int]
+    results: list[TargetSpw]
+    atm: atmmod.AtmModel | None
+    excludechan_final: dict[str, str]
     info: MSInfo
 
 
-def _merge_excludechan(d1: Dict[str, str], d2: Dict[str, str]) -> Dict[str, str]:
+def _merge_excludechan(d1: dict[str, str], d2: dict[str, str]) -> dict[str, str]:
     out = copy.deepcopy(d1)
     for k, v in d2.items():
         out[k] = v if k not in out else out[k] + ";" + v
     return out
 
 
-def select_spws(info: MSInfo, user: Sequence[int]) -> List[int]:
+def select_spws(info: MSInfo, user: Sequence[int]) -> list[int]:
     """FDM science spws to process (all by default); raises if none of the
     user's spws is one of them."""
     if not user:
@@ -151,7 +152,7 @@ def check_options(info: MSInfo, spws: Sequence[int], opt: Options) -> None:
             raise RenormInputError(f"{info.path}: bwthreshspw['{k}']={v!r} must be a bandwidth in Hz")
 
 
-def _scan_pointing(info: MSInfo, scan: int) -> Tuple[dict, float]:
+def _scan_pointing(info: MSInfo, scan: int) -> tuple[dict, float]:
     """Phase centre (median field of a mosaic scan) and median time, as ATMtrans."""
     flds = info.fields_for_scan[scan]
     fid = int(np.floor(np.median(flds))) if len(flds) > 1 else flds[0]
@@ -176,14 +177,14 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                          f"(targets: {info.targets})")
 
     # ---- what to read -----------------------------------------------------
-    plan: Dict[Tuple[str, int], List[int]] = {}
+    plan: dict[tuple[str, int], list[int]] = {}
     for t in targets:
         for s in sorted(set(spws) & set(info.spws_for_name[t])):
             scans = sorted(set(info.target_scans) & set(info.scans_for_name[t])
                            & set(info.scans_for_spw[s]))
             plan[(t, s)] = scans
     bp_for_spw = {s: sorted(set(info.bandpass_scans) & set(info.scans_for_spw[s])) for s in spws}
-    sums: Dict[int, AutoSums] = {}
+    sums: dict[int, AutoSums] = {}
     for s in spws:
         scans = sorted({k for (t, ss), ks in plan.items() if ss == s for k in ks} | set(bp_for_spw[s]))
         if not scans:
@@ -195,7 +196,7 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
         raise ValueError(f"{vis}: no autocorrelation rows (ANTENNA1==ANTENNA2) in the target or "
                          "bandpass scans; the MS must keep them (importasdm ocorr_mode='ca', "
                          "split/mstransform without dropping autocorrelations)")
-    good: Dict[Tuple[int, int, int], set] = {}
+    good: dict[tuple[int, int, int], set] = {}
     if opt.excflagged:
         dd2spw = {d: s for s in spws for d in info.spws[s].ddids}
         tscans = sorted({k for ks in plan.values() for k in ks})
@@ -205,7 +206,7 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
     # ---- atmosphere: once per spw ------------------------------------------
     use_atm = opt.check_false_positives or opt.atm_auto_exclude
     atm = atmmod.AtmModel(bin_deg=opt.elevation_bin_deg) if use_atm else None
-    elevations: Dict[int, float] = {}
+    elevations: dict[int, float] = {}
     if use_atm:
         wx = atmmod.read_weather(vis)
         pwvt = atmmod.read_pwv(vis)
@@ -230,8 +231,8 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
 
     # ---- the loop ------------------------------------------------------------
     excludechan = copy.deepcopy(dict(opt.excludechan or {}))
-    atm_masks: Dict[Tuple[str, int], Dict[int, np.ndarray]] = {}
-    results: List[TargetSpw] = []
+    atm_masks: dict[tuple[str, int], dict[int, np.ndarray]] = {}
+    results: list[TargetSpw] = []
     for t in targets:
         for s in sorted(set(spws) & set(info.spws_for_name[t])):
             si = info.spws[s]
@@ -265,11 +266,11 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
             sum_a = np.zeros_like(sum_n)
             cnt_a = np.zeros(info.nant)
             any_atm_copy = False
-            ratios: Dict[Tuple[int, int], np.ndarray] = {}
-            used_excl: Dict[Tuple[int, int], Optional[list]] = {}
-            flagged_of: Dict[Tuple[int, int], List[int]] = {}
-            nseg_used: List[Tuple[int, int]] = []
-            values: Dict[Tuple[int, int], float] = {}
+            ratios: dict[tuple[int, int], np.ndarray] = {}
+            used_excl: dict[tuple[int, int], list | None] = {}
+            flagged_of: dict[tuple[int, int], list[int]] = {}
+            nseg_used: list[tuple[int, int]] = []
+            values: dict[tuple[int, int], float] = {}
             atm_warning = None
             for k in scans:
                 for f in info.fields_for_scan[k]:

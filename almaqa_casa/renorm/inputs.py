@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
-def ms_list(vis: Any) -> List[str]:
+def ms_list(vis: Any) -> list[str]:
     """MS paths named by ``vis``; raises ``ValueError`` saying what was given."""
     if isinstance(vis, (str, os.PathLike)):
         v = str(vis).strip()
@@ -18,13 +19,13 @@ def ms_list(vis: Any) -> List[str]:
             raise ValueError("vis is empty: give an MS path or qa_restore's result dict")
         return [p.strip() for p in v.split(",") if p.strip()] if "," in v and not os.path.exists(v) else [v]
     if isinstance(vis, (list, tuple)):
-        out: List[str] = []
+        out: list[str] = []
         for v in vis:
             out += ms_list(v)
         return out
     if isinstance(vis, dict):
         for key in ("vis", "mslist", "ms"):
-            if key in vis and vis[key]:
+            if vis.get(key):
                 return ms_list(vis[key])
         produced = vis.get("produced")
         if isinstance(produced, dict) and produced:
@@ -53,7 +54,7 @@ def _resolve(path: str, bases: Sequence[str]) -> str:
     return path
 
 
-def spw_list(spw: Any) -> List[int]:
+def spw_list(spw: Any) -> list[int]:
     """'' -> [] (all); '17,19' / 17 / [17, 19] -> ints."""
     if spw is None or spw == "" or (isinstance(spw, (list, tuple)) and not spw):
         return []
@@ -73,7 +74,7 @@ def spw_list(spw: Any) -> List[int]:
     return [int(s) for s in spw]
 
 
-def field_list(field: Any) -> List[str]:
+def field_list(field: Any) -> list[str]:
     if not field:
         return []
     if isinstance(field, str):
@@ -81,7 +82,7 @@ def field_list(field: Any) -> List[str]:
     return [str(f) for f in field]
 
 
-def str_dict(d: Any, what: str, as_float: bool = False) -> Dict[str, Any]:
+def str_dict(d: Any, what: str, as_float: bool = False) -> dict[str, Any]:
     """Normalize excludechan / bwthreshspw: keys to str, values checked."""
     if not d:
         return {}

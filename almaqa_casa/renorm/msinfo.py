@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List
 
 import numpy as np
 
@@ -31,10 +30,10 @@ class SpwInfo:
     freqs: np.ndarray          # Hz, per channel
     widths: np.ndarray         # Hz, per channel
     bandwidth: float           # Hz
-    ddids: List[int]
+    ddids: list[int]
     ref_freq: float
     net_sideband: int
-    corr_index: List[int]      # correlations to read (parallel hands)
+    corr_index: list[int]      # correlations to read (parallel hands)
 
 
 @dataclass
@@ -43,26 +42,26 @@ class MSInfo:
 
     path: str
     nant: int
-    antnames: List[str]
-    fdm_spws: List[int]
-    tdm_spws: List[int]
+    antnames: list[str]
+    fdm_spws: list[int]
+    tdm_spws: list[int]
     band: int
     ncorr: int
-    spws: Dict[int, SpwInfo]
-    targets: List[str]                       # sorted unique target names
-    target_fields: Dict[str, List[int]]      # target-intent fields per name
-    field_names: Dict[int, str]
-    target_scans: List[int]                  # scans with *TARGET*
-    bandpass_scans: List[int]                # scans with *BANDPASS*
-    scans_for_name: Dict[str, List[int]]
-    spws_for_name: Dict[str, List[int]]
-    scans_for_spw: Dict[int, List[int]]
-    fields_for_scan: Dict[int, List[int]]
-    scan_times: Dict[int, np.ndarray]
-    phase_centers: Dict[int, dict]
+    spws: dict[int, SpwInfo]
+    targets: list[str]                       # sorted unique target names
+    target_fields: dict[str, list[int]]      # target-intent fields per name
+    field_names: dict[int, str]
+    target_scans: list[int]                  # scans with *TARGET*
+    bandpass_scans: list[int]                # scans with *BANDPASS*
+    scans_for_name: dict[str, list[int]]
+    spws_for_name: dict[str, list[int]]
+    scans_for_spw: dict[int, list[int]]
+    fields_for_scan: dict[int, list[int]]
+    scan_times: dict[int, np.ndarray]
+    phase_centers: dict[int, dict]
     has_corrected: bool
     data_column: str
-    tables: List[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
 
 
 def read_msinfo(vis: str) -> MSInfo:
@@ -83,8 +82,8 @@ def read_msinfo(vis: str) -> MSInfo:
             tspws = set()
         fdm = sorted(set(int(s) for s in msmd.fdmspws()) & tspws)
         tdm = sorted(set(int(s) for s in msmd.tdmspws()) & tspws)
-        targets: List[str] = []
-        target_fields: Dict[str, List[int]] = {}
+        targets: list[str] = []
+        target_fields: dict[str, list[int]] = {}
         try:
             tfields = [int(f) for f in msmd.fieldsforintent("*TARGET*")]
         except Exception:
@@ -103,8 +102,8 @@ def read_msinfo(vis: str) -> MSInfo:
             bp_scans = []
         scans_for_name = {t: sorted(int(s) for s in msmd.scansforfield(t)) for t in targets}
         spws_for_name = {t: sorted(int(s) for s in msmd.spwsforfield(t)) for t in targets}
-        spws: Dict[int, SpwInfo] = {}
-        scans_for_spw: Dict[int, List[int]] = {}
+        spws: dict[int, SpwInfo] = {}
+        scans_for_spw: dict[int, list[int]] = {}
         tb.open(vis + "/SPECTRAL_WINDOW")
         ref_freq = tb.getcol("REF_FREQUENCY")
         net_sb = tb.getcol("NET_SIDEBAND")

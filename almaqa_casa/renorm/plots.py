@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import List, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -39,7 +39,7 @@ def antenna_median(N: np.ndarray) -> np.ndarray:
     return M
 
 
-def peak_of(N: np.ndarray, freqs_hz: np.ndarray) -> Tuple[int, float, float]:
+def peak_of(N: np.ndarray, freqs_hz: np.ndarray) -> tuple[int, float, float]:
     """Channel, frequency (GHz) and value of the maximum of the antenna
     median averaged over correlations."""
     m = antenna_median(N).mean(axis=0)
@@ -48,9 +48,9 @@ def peak_of(N: np.ndarray, freqs_hz: np.ndarray) -> Tuple[int, float, float]:
 
 
 def plot_spectrum(path: str, N: np.ndarray, freqs_hz: np.ndarray, *, title: str,
-                  threshold: float, max_rn: float, exclusions: Sequence[Tuple[int, int]] = (),
-                  atm_ranges: Sequence[Tuple[int, int]] = (), N_atm: Optional[np.ndarray] = None,
-                  transmission: Optional[np.ndarray] = None, nseg: int = 1, dnchan: int = 0,
+                  threshold: float, max_rn: float, exclusions: Sequence[tuple[int, int]] = (),
+                  atm_ranges: Sequence[tuple[int, int]] = (), N_atm: np.ndarray | None = None,
+                  transmission: np.ndarray | None = None, nseg: int = 1, dnchan: int = 0,
                   antnames: Sequence[str] = ()) -> str:
     """Write the scaling-spectrum plot of one target/spw to ``path`` (PNG)."""
     plt = _mpl()
@@ -119,7 +119,7 @@ def plot_spectrum(path: str, N: np.ndarray, freqs_hz: np.ndarray, *, title: str,
     return path
 
 
-def plot_summary(path: str, rows: List[dict], threshold: float, title: str) -> str:
+def plot_summary(path: str, rows: list[dict], threshold: float, title: str) -> str:
     """Maximum scaling per spw (x) and field (points) of one MS; ``rows`` are
     dicts with ``target``, ``spw``, ``field``, ``value``."""
     plt = _mpl()

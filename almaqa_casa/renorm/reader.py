@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -34,14 +34,14 @@ class AutoSums:
     """
 
     spw: int
-    groups: List[Tuple[int, int]]          # (scan, field) per index
+    groups: list[tuple[int, int]]          # (scan, field) per index
     sums: np.ndarray
     counts: np.ndarray
 
-    def index(self) -> Dict[Tuple[int, int], int]:
+    def index(self) -> dict[tuple[int, int], int]:
         return {g: i for i, g in enumerate(self.groups)}
 
-    def mean(self, keys: Iterable[Tuple[int, int]]):
+    def mean(self, keys: Iterable[tuple[int, int]]):
         """Unweighted mean over all rows of the given (scan, field) groups;
         ``None`` when they hold no rows; NaN for antennas without rows."""
         idx = self.index()
@@ -116,13 +116,13 @@ def read_auto_sums(vis: str, spw: int, ddids: Sequence[int], scans: Sequence[int
     return AutoSums(spw, groups, sums, counts)
 
 
-def read_xc_good_antennas(vis: str, ddid_to_spw: Dict[int, int], scans: Sequence[int]
-                          ) -> Dict[Tuple[int, int, int], Set[int]]:
+def read_xc_good_antennas(vis: str, ddid_to_spw: dict[int, int], scans: Sequence[int]
+                          ) -> dict[tuple[int, int, int], set[int]]:
     """Antennas with at least one unflagged cross-correlation sample, per
     (spw, scan, field)."""
     import casatools
     tb = casatools.table()
-    out: Dict[Tuple[int, int, int], Set[int]] = {}
+    out: dict[tuple[int, int, int], set[int]] = {}
     where = (f"ANTENNA1!=ANTENNA2 && DATA_DESC_ID IN {_taql_list(list(ddid_to_spw))} "
              f"&& SCAN_NUMBER IN {_taql_list(scans)} && !all(FLAG)")
     cols = "SCAN_NUMBER, FIELD_ID, DATA_DESC_ID, ANTENNA1, ANTENNA2"

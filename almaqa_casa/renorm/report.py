@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List
 
 from ..report.html import Raw, badge, esc, img, page, section, table, write_html
 
@@ -18,7 +17,7 @@ def build_page(result: dict, outdir: str) -> str:
     """HTML text: per MS the summary table (maximum per target/spw/field,
     threshold decision, corrected or not) and the plots, embedded and linked."""
     thr = result.get("threshold")
-    parts: List[str] = [
+    parts: list[str] = [
         "<h1>Amplitude renormalization diagnostics</h1>",
         f"<p>Scaling spectra from the autocorrelations (target / bandpass), ALMA pipeline "
         f"heuristic; threshold <b>{esc(thr)}</b>. Rows above the threshold are marked; "

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any, Callable, Dict
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def _caltable_rows(rr: engine.RunResult):
 def _ms_result(rr: engine.RunResult, outdir: str, opt: engine.Options, caltable: str,
                log: Callable[[str], None]) -> dict:
     base = _safe(os.path.basename(rr.vis.rstrip("/")))
-    out: Dict[str, Any] = {"vis": rr.vis, "status": "ok", "band": rr.band,
+    out: dict[str, Any] = {"vis": rr.vis, "status": "ok", "band": rr.band,
                            "tdm_only": rr.tdm_only, "fdm_spws": rr.fdm_spws,
                            "tdm_spws": rr.tdm_spws, "spws": rr.spws, "targets": {},
                            "caltable": None, "summary_plot": None, "plots": [],
@@ -62,7 +63,7 @@ def _ms_result(rr: engine.RunResult, outdir: str, opt: engine.Options, caltable:
     rows = []
     names = rr.info.field_names
     for res in rr.results:
-        d: Dict[str, Any] = {"max_rn": res.max_rn, "max_rn_field": res.max_rn_field,
+        d: dict[str, Any] = {"max_rn": res.max_rn, "max_rn_field": res.max_rn_field,
                              "max_rn_field_name": names.get(res.max_rn_field, ""),
                              "threshold": res.threshold, "exceeds": bool(res.exceeds),
                              "corrected": False, "seg_change": res.seg_change,
@@ -136,7 +137,7 @@ def renormplots(vis: Any, outdir: str = "", spw: Any = "", field: Any = "",
                          atm_auto_exclude=bool(atm_auto_exclude),
                          bwthreshspw=inputs.str_dict(bwthreshspw, "bwthreshspw", as_float=True),
                          keep_spectra=bool(apply), **extra)
-    result: Dict[str, Any] = {"status": "failed", "outdir": os.path.abspath(outdir),
+    result: dict[str, Any] = {"status": "failed", "outdir": os.path.abspath(outdir),
                               "threshold": opt.threshold, "apply": bool(apply), "ms": [],
                               "html": None, "json": None, "plots": [], "warnings": []}
     for vis_i in mslist:

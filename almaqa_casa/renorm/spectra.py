@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -27,7 +27,7 @@ BORDER_TRIGGER = 1.005
 # Segmentation (calcChanRanges)
 # --------------------------------------------------------------------------
 def channel_ranges(nchan: int, bandwidth: float, bwthresh: float = 120e6,
-                   bwdiv="odd", edge: float = 0.01, is_fdm: bool = True) -> Tuple[int, int]:
+                   bwdiv="odd", edge: float = 0.01, is_fdm: bool = True) -> tuple[int, int]:
     """Number of fit segments and channels per segment (``calcChanRanges``).
 
     ``bwdiv`` is ``'odd'`` (default: odd number of equal segments whose
@@ -107,7 +107,7 @@ def _lsq_fit_values(x: np.ndarray, y: np.ndarray, w: np.ndarray, deg: int) -> np
 
 
 def fit_segment(r: np.ndarray, nfit: int = 5, check_fit: bool = False
-                ) -> Tuple[np.ndarray, np.ndarray]:
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Divide each spectrum of a segment by its clipped polynomial baseline.
 
     ``r`` is ``(m, n)``: m spectra (antennas x correlations) of one segment.
@@ -164,7 +164,7 @@ def fit_segment(r: np.ndarray, nfit: int = 5, check_fit: bool = False
 
 
 def fit_segments(N: np.ndarray, nseg: int, dnchan: int, nfit: int = 5,
-                 check_fit: bool = False) -> Tuple[np.ndarray, bool]:
+                 check_fit: bool = False) -> tuple[np.ndarray, bool]:
     """Fit every segment ``[i*dnchan, (i+1)*dnchan)`` of every antenna and
     correlation; channels beyond ``nseg*dnchan`` are left as they are.
 
@@ -192,13 +192,13 @@ class SegmentResult:
     """Outcome of the (dynamic) segment fitting of one scan/field."""
 
     N: np.ndarray
-    N_atm: Optional[np.ndarray]
+    N_atm: np.ndarray | None
     nseg: int
     dnchan: int
-    tries: List[Tuple[int, int]] = field(default_factory=list)
+    tries: list[tuple[int, int]] = field(default_factory=list)
 
 
-def fit_dynamic(N: np.ndarray, N_atm: Optional[np.ndarray], nseg: int, dnchan: int,
+def fit_dynamic(N: np.ndarray, N_atm: np.ndarray | None, nseg: int, dnchan: int,
                 ranges_for, chanwidth_hz: float, nfit: int = 5, dynamic: bool = True,
                 check_line_forest: bool = True) -> SegmentResult:
     """Segment-wise baseline fit with the pipeline's dynamic re-segmentation.
@@ -211,7 +211,7 @@ def fit_dynamic(N: np.ndarray, N_atm: Optional[np.ndarray], nseg: int, dnchan: i
     ``N_atm`` (the spectrum before channel exclusion) is fitted with the
     final segmentation, without the refit check.
     """
-    tries: List[Tuple[int, int]] = []
+    tries: list[tuple[int, int]] = []
     if not dynamic:
         out, _ = fit_segments(N, nseg, dnchan, nfit=nfit, check_fit=False)
         atm = None if N_atm is None else fit_segments(N_atm, nseg, dnchan, nfit)[0]
@@ -261,7 +261,7 @@ def set_edges(N: np.ndarray, edge: float = 0.01) -> np.ndarray:
     return out
 
 
-def apply_exclusions(N: np.ndarray, ranges: Sequence[Tuple[int, int]]) -> np.ndarray:
+def apply_exclusions(N: np.ndarray, ranges: Sequence[tuple[int, int]]) -> np.ndarray:
     """Set channel slices ``lo:hi`` (Python slicing, ``hi`` exclusive) to 1.0."""
     out = N.copy()
     for lo, hi in ranges:
@@ -269,7 +269,7 @@ def apply_exclusions(N: np.ndarray, ranges: Sequence[Tuple[int, int]]) -> np.nda
     return out
 
 
-def parse_excludechan(spec: str, freqs_ghz: Optional[np.ndarray] = None) -> List[Tuple[int, int]]:
+def parse_excludechan(spec: str, freqs_ghz: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Parse ``'lo~hi;lo~hi'`` (channels) or ``'x GHz~y GHz'`` into (lo, hi)
     pairs as ``interpretExcludechan`` does (nearest channel for frequencies,
     reversed pairs swapped).  Raises ``ValueError`` naming the bad range."""
@@ -298,7 +298,7 @@ def parse_excludechan(spec: str, freqs_ghz: Optional[np.ndarray] = None) -> List
     return out
 
 
-def mask_to_ranges(mask: np.ndarray) -> List[Tuple[int, int]]:
+def mask_to_ranges(mask: np.ndarray) -> list[tuple[int, int]]:
     """Runs of True as inclusive (first, last) channel pairs (``suggestAtmExclude``)."""
     idx = np.nonzero(mask)[0]
     if len(idx) == 0:
@@ -309,7 +309,7 @@ def mask_to_ranges(mask: np.ndarray) -> List[Tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(starts, ends)]
 
 
-def ranges_to_string(ranges: Sequence[Tuple[int, int]]) -> str:
+def ranges_to_string(ranges: Sequence[tuple[int, int]]) -> str:
     return ";".join(f"{a}~{b}" for a, b in ranges)
 
 
@@ -363,12 +363,12 @@ def despiked_median(N: np.ndarray) -> np.ndarray:
     return M
 
 
-def outlier_antennas(N: np.ndarray) -> List[int]:
+def outlier_antennas(N: np.ndarray) -> list[int]:
     """Antennas whose spectrum departs from the median by more than 0.25 %."""
     M = despiked_median(N)
     with np.errstate(all="ignore"):
         comp = 1.0 + np.abs(N / M[:, :, None] - 1.0)
-    out: List[int] = []
+    out: list[int] = []
     for j in range(N.shape[0]):
         for a in np.nonzero(comp[j].max(axis=0) > OUTLIER_THRESH)[0]:
             if int(a) not in out:
@@ -391,11 +391,11 @@ class OutlierFix:
 
     antenna: int
     corr: int
-    channels: List[int]
+    channels: list[int]
     replaced_spectrum: bool
 
 
-def fix_outliers(N: np.ndarray, antennas: Sequence[int]) -> Tuple[np.ndarray, List[OutlierFix]]:
+def fix_outliers(N: np.ndarray, antennas: Sequence[int]) -> tuple[np.ndarray, list[OutlierFix]]:
     """Replace outlier channels of the given antennas by the median spectrum;
     the whole correlation spectrum when >10 % of channels or a run of more
     than 10 (gaps of 1-2 allowed) are outliers (``calcFixReNorm``)."""
@@ -406,7 +406,7 @@ def fix_outliers(N: np.ndarray, antennas: Sequence[int]) -> Tuple[np.ndarray, Li
     if nchan > 20:
         win = np.lib.stride_tricks.sliding_window_view(M, 20, axis=1)[:, :nchan - 20, :]
         thr[:, 10:nchan - 10] = np.maximum(win.max(axis=2), OUTLIER_THRESH)
-    fixes: List[OutlierFix] = []
+    fixes: list[OutlierFix] = []
     for a in antennas:
         for j in range(ncorr):
             with np.errstate(all="ignore"):
@@ -426,7 +426,7 @@ def fix_outliers(N: np.ndarray, antennas: Sequence[int]) -> Tuple[np.ndarray, Li
 # --------------------------------------------------------------------------
 # Statistics
 # --------------------------------------------------------------------------
-def peak_per_corr(N: np.ndarray, chans: Optional[np.ndarray] = None) -> np.ndarray:
+def peak_per_corr(N: np.ndarray, chans: np.ndarray | None = None) -> np.ndarray:
     """Mean over antennas of each antenna's maximum (antennas whose maximum
     is exactly 1.0, i.e. flagged/excluded, are ignored; NaN if none left)."""
     sub = N if chans is None else N[:, chans, :]
@@ -436,7 +436,7 @@ def peak_per_corr(N: np.ndarray, chans: Optional[np.ndarray] = None) -> np.ndarr
         return np.nanmean(np.where(mx != 1, mx, np.nan), axis=1)
 
 
-def scaling_value(N: np.ndarray) -> Tuple[float, np.ndarray]:
+def scaling_value(N: np.ndarray) -> tuple[float, np.ndarray]:
     """The trigger statistic of one scan/field: mean over correlations of
     :func:`peak_per_corr`; (1.0, [1, 1]) when undefined."""
     nmax = peak_per_corr(N)
@@ -463,15 +463,15 @@ class ScanFieldResult:
     """The scaling spectra of one scan/field and what was done to them."""
 
     N: np.ndarray
-    N_atm: Optional[np.ndarray]
+    N_atm: np.ndarray | None
     nseg: int
     dnchan: int
-    outliers: List[OutlierFix]
+    outliers: list[OutlierFix]
     value: float
     nmax: np.ndarray
 
 
-def scaling_spectrum(ratio: np.ndarray, *, exclusions: Optional[Sequence[Tuple[int, int]]],
+def scaling_spectrum(ratio: np.ndarray, *, exclusions: Sequence[tuple[int, int]] | None,
                      nseg: int, dnchan: int, ranges_for, chanwidth_hz: float,
                      dynamic: bool, flagged_ants: Sequence[int] = (), nfit: int = 5,
                      edge: float = 0.01, fix: bool = True) -> ScanFieldResult:
@@ -498,7 +498,7 @@ def scaling_spectrum(ratio: np.ndarray, *, exclusions: Optional[Sequence[Tuple[i
         N[:, :, a] = 1.0
         if N_atm is not None:
             N_atm[:, :, a] = 1.0
-    fixes: List[OutlierFix] = []
+    fixes: list[OutlierFix] = []
     if fix:
         ants = outlier_antennas(N)
         if ants:

@@ -9,14 +9,26 @@ from __future__ import annotations
 import base64
 import html as _html
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Sequence
+from typing import Any
 
 from ..atomic import atomic_output
 
 __all__ = [
-    "CSS", "esc", "page", "section", "table", "kv_table", "badge", "png_data_uri",
-    "img", "figure_png", "thumbnail_grid", "write_html", "summary_boxes",
+    "CSS",
+    "badge",
+    "esc",
+    "figure_png",
+    "img",
+    "kv_table",
+    "page",
+    "png_data_uri",
+    "section",
+    "summary_boxes",
+    "table",
+    "thumbnail_grid",
+    "write_html",
 ]
 
 CSS = """
@@ -64,12 +76,12 @@ def page(title: str, body: str, css: str = CSS, lang: str = "en") -> str:
     )
 
 
-def section(title: str, content: str, anchor: Optional[str] = None) -> str:
+def section(title: str, content: str, anchor: str | None = None) -> str:
     ident = f' id="{esc(anchor)}"' if anchor else ""
     return f"<section{ident}>\n<h2>{esc(title)}</h2>\n{content}\n</section>\n"
 
 
-def badge(label: str, cls: Optional[str] = None) -> str:
+def badge(label: str, cls: str | None = None) -> str:
     """A coloured label (classes: error, warning, info, ok, pass, fail)."""
     return f'<span class="badge {esc(cls or label)}">{esc(label)}</span>'
 
@@ -88,7 +100,7 @@ class Raw(str):
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
-          col_classes: Optional[Sequence[Optional[str]]] = None, empty: str = "none") -> str:
+          col_classes: Sequence[str | None] | None = None, empty: str = "none") -> str:
     """An HTML table; cells are escaped unless wrapped in ``Raw``."""
     rows = list(rows)
     if not rows:
@@ -125,7 +137,7 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def img(png: bytes, alt: str, width: Optional[int] = None) -> str:
+def img(png: bytes, alt: str, width: int | None = None) -> str:
     """An <img> element with the PNG embedded."""
     w = f' width="{int(width)}"' if width else ""
     return f'<img src="{png_data_uri(png)}" alt="{esc(alt)}"{w}>'
@@ -144,7 +156,7 @@ def figure_png(fig, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
-def thumbnail_grid(items: Iterable[tuple[bytes, str]], width: Optional[int] = None) -> str:
+def thumbnail_grid(items: Iterable[tuple[bytes, str]], width: int | None = None) -> str:
     """Figures (PNG bytes, caption) in a wrapping grid."""
     figs = [f"<figure>{img(png, caption, width)}<figcaption>{esc(caption)}</figcaption></figure>"
             for png, caption in items]

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..atomic import atomic_output
 
-__all__ = ["to_jsonable", "dumps", "write_json", "read_json"]
+__all__ = ["dumps", "read_json", "to_jsonable", "write_json"]
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -6,36 +6,55 @@ delivery's own folders.
 """
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..delivery.archive import extract
-from ..delivery.calapply import (CalApplication, CalApplyError, casa_intents,
-                                 drop_full_antenna_selection, rebase_tables, restrict_intents,
-                                 to_callib)
+from ..delivery.calapply import (
+    CalApplication,
+    CalApplyError,
+    casa_intents,
+    drop_full_antenna_selection,
+    rebase_tables,
+    restrict_intents,
+    to_callib,
+)
 from ..delivery.contdat import ContDat
+from ..errors import AlmaqaError
+from ..log import post
 
-__all__ = ["ASIS", "import_asdm", "restore_flags", "extract_caltables", "apply_calibration",
-           "write_callib", "science_spws", "split_ms", "fit_order", "contsub_spec", "contsub",
-           "copy_asdm_xml", "state_obsmodes", "RestoreStepError"]
+__all__ = [
+    "ASIS",
+    "RestoreStepError",
+    "apply_calibration",
+    "contsub",
+    "contsub_spec",
+    "copy_asdm_xml",
+    "extract_caltables",
+    "fit_order",
+    "import_asdm",
+    "restore_flags",
+    "science_spws",
+    "split_ms",
+    "state_obsmodes",
+    "write_callib",
+]
 
 #: hifa_restoredata's asis list (restore.md §4.2).
 ASIS = "SBSummary ExecBlock Antenna Annotation Station Receiver Source CalAtmosphere CalWVR CalPointing"
 
 
-class RestoreStepError(RuntimeError):
+class RestoreStepError(AlmaqaError, RuntimeError):
     """A restore step failed; the message names the EB, the file and the cause."""
 
 
 def _log(msg: str, level: str = "INFO") -> None:
-    from casatasks import casalog
-    casalog.post(msg, level, "qa_restore")
+    post(msg, level, "qa_restore")
 
 
 def import_asdm(asdm: str, vis: str, lazy: bool = True) -> dict:

@@ -17,12 +17,19 @@ from ..delivery import layout
 from ..delivery.calapply import CalApplication, read_calapply
 from ..delivery.manifest import Manifest, read_manifest
 from ..delivery.ppr import PPR, read_ppr
+from ..errors import AlmaqaError
 
-__all__ = ["MemberInfo", "inspect_member", "match_ebs", "dir_size", "uid_sort_key",
-           "DeliveryError"]
+__all__ = [
+    "DeliveryError",
+    "MemberInfo",
+    "dir_size",
+    "inspect_member",
+    "match_ebs",
+    "uid_sort_key",
+]
 
 
-class DeliveryError(ValueError):
+class DeliveryError(AlmaqaError, ValueError):
     """The delivery cannot be restored as it is; the message says what is missing."""
 
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["FACTORS", "DiskError", "free_bytes", "check_disk", "scriptforpi_need", "fmt_bytes"]
+from ..errors import AlmaqaError
+
+__all__ = ["FACTORS", "DiskError", "check_disk", "fmt_bytes", "free_bytes", "scriptforpi_need"]
 
 FACTORS = {
     "ms_lazy": 0.3,
@@ -33,7 +35,7 @@ FACTORS = {
 MARGIN = 1.10
 
 
-class DiskError(RuntimeError):
+class DiskError(AlmaqaError, RuntimeError):
     """Not enough free disk space for the plan; the message says what would help."""
 
 

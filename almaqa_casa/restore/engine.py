@@ -11,27 +11,29 @@ import importlib.util
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..delivery import layout
 from ..delivery.archive import extract_into
-from .discover import DeliveryError, MemberInfo, inspect_member
-from .disk import DiskError, check_disk, fmt_bytes, free_bytes
+from ..errors import AlmaqaError
+from ..log import post
+from .discover import MemberInfo, inspect_member
+from .disk import check_disk, fmt_bytes, free_bytes
 from .executor import run_plan
 from .options import RestoreOptions, make_options
-from .plan import MemberPlan, PlanError, disk_hints, format_plan, make_plan
+from .plan import MemberPlan, disk_hints, format_plan, make_plan
 
-__all__ = ["restore", "RestoreError"]
+__all__ = ["RestoreError", "restore"]
 
 
-class RestoreError(RuntimeError):
+class RestoreError(AlmaqaError, RuntimeError):
     """The restore cannot go on; the message says why."""
 
 
 def _log(msg: str, level: str = "INFO") -> None:
-    from casatasks import casalog
-    casalog.post(msg, level, "qa_restore")
+    post(msg, level, "qa_restore")
 
 
 def _archives(folder: Path) -> list[Path]:

@@ -13,27 +13,27 @@ import concurrent.futures as cf
 import hashlib
 import json
 import os
-import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..atomic import atomic_output, clean_partials, partial_name, remove
+from ..errors import AlmaqaError
+from ..log import post
 from .discover import MemberInfo, dir_size
 from .plan import MemberPlan, Step
 
-__all__ = ["run_plan", "StepFailed", "DiskSampler", "progress_line"]
+__all__ = ["DiskSampler", "StepFailed", "progress_line", "run_plan"]
 
 
-class StepFailed(RuntimeError):
+class StepFailed(AlmaqaError, RuntimeError):
     """A step failed; the message names the step and the cause."""
 
 
 def _log(msg: str, level: str = "INFO") -> None:
-    from casatasks import casalog
-    casalog.post(msg, level, "qa_restore")
+    post(msg, level, "qa_restore")
 
 
 def progress_line(done: int, total: int, msg: str, width: int = 20) -> str:
@@ -145,8 +145,8 @@ def _callib_for(plan, info, step, ms, warnings: list[str]) -> str:
     partial antenna selection) the calibration is applied into the MS
     instead (once), the step splits CORRECTED, and ``warnings`` says so.
     """
-    from . import casasteps as cs
     from ..delivery.calapply import CalApplyError
+    from . import casasteps as cs
     if step.params.get("route") != "callib":
         return ""
     path = os.path.join(plan.working, f"{step.eb}.ms.callib.txt")
@@ -210,8 +210,8 @@ def _find_contdat(plan, info) -> str:
 
 
 def _do_contsub(plan, info, step):
-    from . import casasteps as cs
     from ..delivery.contdat import read_contdat
+    from . import casasteps as cs
     cont = read_contdat(_find_contdat(plan, info))
     vis = step.inputs[0]
     spec, warns = cs.contsub_spec(vis, cont, fitorder=step.params.get("fitorder", 1))
@@ -332,6 +332,7 @@ def _run_parallel(plan: MemberPlan, info: MemberInfo, chains: list[tuple[str, li
     the next waiting chain whenever it is free (so it starts at once, while
     the workers import CASA)."""
     import collections
+
     from .workers import WorkerPool
     timings: list[dict] = []
     errors: list[str] = []

@@ -37,18 +37,27 @@ import fnmatch
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..atomic import remove, write_text_atomic
+from ..log import post
+from . import versionguard as vg
 from .discover import MemberInfo, inspect_member, match_ebs, uid_sort_key
 from .disk import check_disk, fmt_bytes, free_bytes, scriptforpi_need
 from .options import RestoreOptions
 from .plan import PlanError
-from . import versionguard as vg
 
-__all__ = ["ManualPlan", "EBTask", "PostTask", "plan_manual", "format_manual_plan",
-           "restore_manual_member", "POST_ORDER"]
+__all__ = [
+    "POST_ORDER",
+    "EBTask",
+    "ManualPlan",
+    "PostTask",
+    "format_manual_plan",
+    "plan_manual",
+    "restore_manual_member",
+]
 
 #: scriptForPI.py's order of the scripts run from calibrated/ after the EBs
 POST_ORDER = ("scriptForPolCalibration.py", "scriptForFluxCalibration.py",
@@ -245,8 +254,7 @@ def format_manual_plan(plan: ManualPlan) -> str:
 # ----------------------------------------------------------------------------- I/O below
 
 def _default_log(msg: str, level: str = "INFO") -> None:
-    from casatasks import casalog
-    casalog.post(msg, level, "qa_restore")
+    post(msg, level, "qa_restore")
 
 
 def _present_version() -> str:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["RestoreOptions", "OptionError", "resolve_option", "caller_namespaces"]
+from ..errors import AlmaqaError
+
+__all__ = ["OptionError", "RestoreOptions", "caller_namespaces", "resolve_option"]
 
 
-class OptionError(ValueError):
+class OptionError(AlmaqaError, ValueError):
     """An option (parameter or scriptForPI global) has an invalid value."""
 
 

@@ -28,14 +28,15 @@ import dataclasses
 import os
 from typing import Any
 
-from .disk import FACTORS, MARGIN, fmt_bytes, scriptforpi_need
+from ..errors import AlmaqaError
 from .discover import MemberInfo, match_ebs, uid_sort_key
+from .disk import FACTORS, MARGIN, fmt_bytes, scriptforpi_need
 from .options import RestoreOptions
 
-__all__ = ["Step", "MemberPlan", "make_plan", "PlanError", "format_plan"]
+__all__ = ["MemberPlan", "PlanError", "Step", "format_plan", "make_plan"]
 
 
-class PlanError(ValueError):
+class PlanError(AlmaqaError, ValueError):
     """The delivery cannot be restored as asked; the message says why."""
 
 
@@ -255,8 +256,7 @@ def _renorm_params(info: MemberInfo, uid: str, working: str,
     ``None`` when the manifest records none; an unreadable request is a
     warning (the restore goes on without the renormalization).
     """
-    from .renormstep import (ENGINE, RenormParamError, caltable_path, delivered_renorm_table,
-                             parse_request)
+    from .renormstep import ENGINE, RenormParamError, caltable_path, delivered_renorm_table, parse_request
     e = info.manifest.asdms.get(uid) if info.manifest is not None else None
     if e is None or e.renorm is None:
         return None

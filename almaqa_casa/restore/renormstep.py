@@ -20,14 +20,26 @@ import ast
 import dataclasses
 import os
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..delivery.calapply import CalApplication
+from ..errors import AlmaqaError
 
-__all__ = ["RenormRequest", "parse_request", "with_renorm", "caltable_path", "compute",
-           "table_spws", "applications", "prepare", "delivered_renorm_table", "ENGINE"]
+__all__ = [
+    "ENGINE",
+    "RenormRequest",
+    "applications",
+    "caltable_path",
+    "compute",
+    "delivered_renorm_table",
+    "parse_request",
+    "prepare",
+    "table_spws",
+    "with_renorm",
+]
 
 #: Goes into the plan's step parameters (and so the step digest): a restore
 #: record written by a version that did not apply the renormalization is
@@ -40,7 +52,7 @@ INTERP = "nearest,linear"
 GAINFIELD = "nearest"
 
 
-class RenormParamError(ValueError):
+class RenormParamError(AlmaqaError, ValueError):
     """A ``hifa_renorm`` attribute of the manifest cannot be read."""
 
 

@@ -36,11 +36,19 @@ import time
 import traceback
 import types
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
-__all__ = ["casa_version", "make_namespace", "close_tools", "run_script", "ScriptResult",
-           "TOOL_INSTANCES", "TOOL_CLASSES"]
+__all__ = [
+    "TOOL_CLASSES",
+    "TOOL_INSTANCES",
+    "ScriptResult",
+    "casa_version",
+    "close_tools",
+    "make_namespace",
+    "run_script",
+]
 
 #: instance name -> casatools class name (the CASA shell's tool instances)
 TOOL_INSTANCES = {
@@ -169,9 +177,10 @@ def make_namespace(script_path: str = "<script>", applyonly: bool = True,
     extra
         More globals (e.g. scriptForPI options such as ``SPACESAVING``).
     """
-    from casatasks import casalog
-    import numpy
     import re
+
+    import numpy
+    from casatasks import casalog
 
     helpers = _version_helpers()
     ns: dict[str, Any] = {"__name__": "__main__", "__file__": str(script_path),
@@ -199,7 +208,7 @@ def make_namespace(script_path: str = "<script>", applyonly: bool = True,
     ns.update(_tools())
     ns.update(helpers)
 
-    def execfile(filename, globals=None, locals=None):  # noqa: A002 - CASA's name
+    def execfile(filename, globals=None, locals=None):
         """CASA 6's execfile: run ``filename`` in ``globals`` (default: this script's)."""
         g = ns if globals is None else globals
         g.setdefault("__builtins__", bdict)
@@ -310,7 +319,7 @@ def run_script(script: str | os.PathLike, cwd: str | os.PathLike, logfile: str |
             msg = exc.code if exc.code is not None else 0
             res["error"] = f"{script} stopped with sys.exit({msg!r})"
             res["traceback"] = traceback.format_exc()
-        except BaseException as exc:  # noqa: BLE001 - any failure of delivered code
+        except BaseException as exc:
             res["error"] = f"{script}: {type(exc).__name__}: {exc}"
             res["traceback"] = traceback.format_exc()
         finally:

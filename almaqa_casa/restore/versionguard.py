@@ -25,8 +25,16 @@ import dataclasses
 import re
 import warnings
 
-__all__ = ["Guard", "VersionMismatch", "find_guards", "blocking", "patch_text",
-           "mismatch_message"]
+from ..errors import AlmaqaError
+
+__all__ = [
+    "Guard",
+    "VersionMismatch",
+    "blocking",
+    "find_guards",
+    "mismatch_message",
+    "patch_text",
+]
 
 _SOURCES = ("casadef", "casa_version", "cu.version", "casalith", "casa['build']",
             'casa["build"]', "version_string", "casatools.version", "ctsys.version",
@@ -35,7 +43,7 @@ _VERSION_RE = re.compile(r"^\^?\d+(\\?\.\d+)*\$?$")
 _STOPS = {"sys.exit", "exit", "quit", "os._exit", "os.abort"}
 
 
-class VersionMismatch(RuntimeError):
+class VersionMismatch(AlmaqaError, RuntimeError):
     """A delivered script demands a CASA version other than the one at hand."""
 
 

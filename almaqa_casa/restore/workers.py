@@ -15,13 +15,16 @@ import os
 import queue
 import subprocess
 import sys
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["WorkerPool", "WorkerError"]
+from ..errors import AlmaqaError
+
+__all__ = ["WorkerError", "WorkerPool"]
 
 
-class WorkerError(RuntimeError):
+class WorkerError(AlmaqaError, RuntimeError):
     """A worker process failed or died; the message says how."""
 
 
@@ -110,7 +113,7 @@ class WorkerPool:
             w.close()
         self._all = []
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -134,8 +137,9 @@ def _serve(read_fd: int, write_fd: int, parent_pid: int, logfile: str = "") -> i
     _die_with(parent_pid)
     recv = Connection(read_fd, writable=False)
     send = Connection(write_fd, readable=False)
+    import casatasks
+
     import almaqa_casa  # noqa: F401  (offline CASA set-up)
-    import casatasks  # noqa: F401  (the import is the start-up cost paid here, once)
     if logfile:
         casatasks.casalog.setlogfile(logfile)
     while True:

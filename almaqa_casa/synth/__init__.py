@@ -41,7 +41,7 @@ Command line: ``almaqa synth --out DIR [--calibration manual]
 """
 from __future__ import annotations
 
-from .build import SynthError, generate  # noqa: F401
-from .spec import SynthSpec  # noqa: F401
+from .build import SynthError, generate
+from .spec import SynthSpec
 
-__all__ = ["generate", "SynthError", "SynthSpec"]
+__all__ = ["SynthError", "SynthSpec", "generate"]

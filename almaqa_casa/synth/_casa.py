@@ -15,4 +15,4 @@ except Exception:  # pragma: no cover - package import failing for other reasons
 casatools = import_casatools()
 import casatasks  # noqa: E402
 
-__all__ = ["casatools", "casatasks", "casadata_path"]
+__all__ = ["casadata_path", "casatasks", "casatools"]

@@ -6,7 +6,7 @@ import io
 import os
 import shutil
 import tarfile
-from typing import Iterable, Tuple
+from collections.abc import Iterable
 
 #: Timestamp written into every archive member (2025-11-01T00:00:00Z).
 FIXED_MTIME = 1761955200
@@ -32,7 +32,7 @@ def _add_sorted(tf: tarfile.TarFile, path: str, arcname: str) -> None:
             _add_sorted(tf, os.path.join(path, name), arcname + "/" + name)
 
 
-def write_tgz(out: str, members: Iterable[Tuple[str, str]]) -> str:
+def write_tgz(out: str, members: Iterable[tuple[str, str]]) -> str:
     """Gzipped tar of (path, arcname) pairs, byte-identical for equal input."""
     tmp = out + ".part"
     with open(tmp, "wb") as raw:
@@ -44,7 +44,7 @@ def write_tgz(out: str, members: Iterable[Tuple[str, str]]) -> str:
     return out
 
 
-def write_tar(out: str, members: Iterable[Tuple[str, str]]) -> str:
+def write_tar(out: str, members: Iterable[tuple[str, str]]) -> str:
     tmp = out + ".part"
     with tarfile.open(tmp, mode="w", format=tarfile.PAX_FORMAT) as tf:
         for path, arc in members:
@@ -66,4 +66,4 @@ def tgz_bytes_members(path: str):
         return sorted(tf.getnames())
 
 
-__all__ = ["write_tgz", "write_tar", "gzip_file", "FIXED_MTIME", "tgz_bytes_members", "io"]
+__all__ = ["FIXED_MTIME", "gzip_file", "io", "tgz_bytes_members", "write_tar", "write_tgz"]

@@ -12,7 +12,6 @@ import glob
 import os
 import re
 import shutil
-from typing import Dict, List
 
 from . import spec as S
 from ._casa import casatasks, casatools
@@ -39,7 +38,7 @@ def _split_table(text: str):
     return text[:first], _ROW.findall(text), text[last:]
 
 
-def _join_table(head: str, rows: List[str], tail: str) -> str:
+def _join_table(head: str, rows: list[str], tail: str) -> str:
     return head + "".join("<row>%s</row>\n  " % r for r in rows) + tail
 
 
@@ -48,7 +47,7 @@ def _uid_url(uid: str) -> str:
     return "uid://" + uid[len("uid___"):].replace("_", "/")
 
 
-def export(ms: str, asdm: str, eb_uid: str, info: Dict, spec: S.SynthSpec) -> None:
+def export(ms: str, asdm: str, eb_uid: str, info: dict, spec: S.SynthSpec) -> None:
     """exportasdm ``ms`` to ``asdm`` and make the result ALMA-like."""
     if os.path.exists(asdm):
         shutil.rmtree(asdm)
@@ -62,7 +61,7 @@ def export(ms: str, asdm: str, eb_uid: str, info: Dict, spec: S.SynthSpec) -> No
     patch_bdf_headers(asdm, spec.corrs)
 
 
-def rewrite_scans(asdm: str, info: Dict, spec: S.SynthSpec, eb_uid: str, container: str) -> None:
+def rewrite_scans(asdm: str, info: dict, spec: S.SynthSpec, eb_uid: str, container: str) -> None:
     """Give the ASDM one execblock, the simulated scans and ALMA intents."""
     path = lambda n: os.path.join(asdm, n + ".xml")  # noqa: E731
     with open(path("Field")) as fh:
@@ -72,7 +71,7 @@ def rewrite_scans(asdm: str, info: Dict, spec: S.SynthSpec, eb_uid: str, contain
     eps = 1.0
     with open(path("Main")) as fh:
         head, mrows, tail = _split_table(fh.read())
-    chunks: Dict[int, list] = {}
+    chunks: dict[int, list] = {}
     placed = []
     for r in mrows:
         t = int(_get(r, "time")) * 1e-9
@@ -182,7 +181,7 @@ def rewrite_scans(asdm: str, info: Dict, spec: S.SynthSpec, eb_uid: str, contain
 _XHTML = b' xmlns:xhtml="http://www.w3.org/1999/xhtml"'
 
 
-def patch_bdf_headers(asdm: str, corrs: List[str]) -> int:
+def patch_bdf_headers(asdm: str, corrs: list[str]) -> int:
     """Fill ``sdPolProducts=""`` in every binary data file, same byte length.
 
     The room comes from the unused ``xmlns:xhtml`` declaration of the same
@@ -231,7 +230,7 @@ def import_asdm(asdm: str, vis: str, lazy: bool = True) -> str:
     return vis
 
 
-def check_import(vis: str, spec: S.SynthSpec, info: Dict) -> Dict:
+def check_import(vis: str, spec: S.SynthSpec, info: dict) -> dict:
     """Verify scans, intents, fields and spws of an imported MS."""
     msmd = casatools.msmetadata()
     msmd.open(vis)

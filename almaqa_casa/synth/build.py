@@ -8,16 +8,18 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Dict, List
 
 import numpy as np
 
-from . import asdm, calibrate, imaging, pipeline_products as pp, simulate, truth as T, tree
+from ..errors import AlmaqaError
+from . import asdm, calibrate, imaging, simulate, tree
+from . import pipeline_products as pp
 from . import spec as S
+from . import truth as T
 from ._casa import casatasks, casatools
 
 
-class SynthError(RuntimeError):
+class SynthError(AlmaqaError, RuntimeError):
     """The generator could not build the delivery; the message says why."""
 
 
@@ -38,7 +40,7 @@ def _log(msg: str) -> None:
         pass
 
 
-def _field_ids(vis: str) -> Dict[str, int]:
+def _field_ids(vis: str) -> dict[str, int]:
     msmd = casatools.msmetadata()
     msmd.open(vis)
     try:
@@ -47,7 +49,7 @@ def _field_ids(vis: str) -> Dict[str, int]:
         msmd.close()
 
 
-def measure_target(vis: str, spec: S.SynthSpec, column: str = "DATA") -> Dict[int, float]:
+def measure_target(vis: str, spec: S.SynthSpec, column: str = "DATA") -> dict[int, float]:
     """Mean unflagged cross-correlation (parallel hands, real part) of the
     target per spw, divided by the injected mean (incl. the renorm under-scaling)."""
     tb = casatools.table()
@@ -76,7 +78,7 @@ def measure_target(vis: str, spec: S.SynthSpec, column: str = "DATA") -> Dict[in
 
 def generate(outdir: str, calibration: str = "pipeline", polarization: bool = False, nebs: int = 2,
              selfcal: bool = False, seed: int = 12345, tars: bool = False, nant: int = 8,
-             casa_version_pin: str = "", keep_work: bool = False) -> Dict:
+             casa_version_pin: str = "", keep_work: bool = False) -> dict:
     """Build a synthetic ALMA delivery under ``outdir``.
 
     Returns a dict with ``project_dir``, ``member_dir``, ``truth_path``,
@@ -120,7 +122,7 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
     return result
 
 
-def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> Dict:
+def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
     stage = os.path.join(tmp, "stage")
     work = os.path.join(tmp, "work")
     os.makedirs(work)
@@ -133,7 +135,7 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> Dict:
     final_truth = os.path.join(outdir, "truth")
     to_final = lambda p: p.replace(stage, outdir, 1)  # noqa: E731
 
-    truth: Dict = {
+    truth: dict = {
         "generator": "almaqa_casa.synth", "spec": dataclasses.asdict(spec), "variant": spec.variant,
         "project": spec.project, "science_goal": spec.ous_uids[0], "group": spec.ous_uids[1],
         "mous": spec.mous, "ebs": list(spec.eb_uids), "calibration": spec.calibration,
@@ -172,8 +174,8 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> Dict:
         truth["renorm"].update(exceeds_threshold=False, max_scaling=1.0, peak=0.0,
                                scaling=np.ones(len(f)), applies_to="nothing (no autocorrelations)")
 
-    split_cals: List[str] = []
-    timings: Dict[str, float] = {}
+    split_cals: list[str] = []
+    timings: dict[str, float] = {}
     truth["timings_s"] = timings
     t_phase = time.time()
     with _cwd(work):
@@ -342,7 +344,7 @@ def _commands_log(spec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _images(spec, vislist, imgwork, productdir, truthdir, to_final, work) -> Dict:
+def _images(spec, vislist, imgwork, productdir, truthdir, to_final, work) -> dict:
     out = {}
     tgt = spec.target.name
     nspw = len(S.SPWS)

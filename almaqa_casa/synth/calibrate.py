@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, List
 
 from . import spec as S
 from ._casa import casatasks
@@ -17,7 +16,7 @@ SPW_LIST = ",".join(str(i) for i in range(len(S.SPWS)))
 SPW_TOKEN = "spw" + "_".join(str(i) for i in range(len(S.SPWS)))
 
 
-def caltable_names(uid: str, spec: S.SynthSpec) -> Dict[str, str]:
+def caltable_names(uid: str, spec: S.SynthSpec) -> dict[str, str]:
     """Pipeline-style caltable names of one EB (basename only)."""
     names = {
         "bcal": f"{uid}.ms.hifa_bandpass.s9_5.{SPW_TOKEN}.channel.solintinf.bcal.tbl",
@@ -30,7 +29,7 @@ def caltable_names(uid: str, spec: S.SynthSpec) -> Dict[str, str]:
     return names
 
 
-def flag_commands(info: Dict) -> List[str]:
+def flag_commands(info: dict) -> list[str]:
     """The flags the pipeline "found": autocorrelations, the TDM edges and a
     bad antenna in one target scan."""
     tdm = [i for i, s in enumerate(S.SPWS) if s.kind == "TDM"][0]
@@ -42,7 +41,7 @@ def flag_commands(info: Dict) -> List[str]:
     ]
 
 
-def apply_flags(vis: str, info: Dict) -> None:
+def apply_flags(vis: str, info: dict) -> None:
     tdm = [i for i, s in enumerate(S.SPWS) if s.kind == "TDM"][0]
     n = S.SPWS[tdm].nchan
     casatasks.flagdata(vis=vis, mode="manual", autocorr=True, flagbackup=False)
@@ -64,7 +63,7 @@ def setjy_calibrators(vis: str, spec: S.SynthSpec) -> None:
                         spix=[src.spix], reffreq=f"{S.REF_FREQ_HZ / 1e9}GHz", usescratch=False)
 
 
-def solve(vis: str, outdir: str, uid: str, spec: S.SynthSpec) -> Dict[str, str]:
+def solve(vis: str, outdir: str, uid: str, spec: S.SynthSpec) -> dict[str, str]:
     """Solve the pipeline's tables into ``outdir``; returns name -> path."""
     names = caltable_names(uid, spec)
     paths = {k: os.path.join(outdir, v) for k, v in names.items()}
@@ -93,7 +92,7 @@ def solve(vis: str, outdir: str, uid: str, spec: S.SynthSpec) -> Dict[str, str]:
     return paths
 
 
-def calapply_entries(uid: str, spec: S.SynthSpec, tables: Dict[str, str], vis: str) -> List[Dict]:
+def calapply_entries(uid: str, spec: S.SynthSpec, tables: dict[str, str], vis: str) -> list[dict]:
     """One applycal selection per calibrator group, as the pipeline exports."""
     bp, ph, chk, tgt = S.BANDPASS.name, S.PHASE.name, S.CHECK.name, spec.target.name
     nant = spec.nant
@@ -122,7 +121,7 @@ def calapply_entries(uid: str, spec: S.SynthSpec, tables: Dict[str, str], vis: s
     return e
 
 
-def format_calapply(vis_name: str, entries: List[Dict]) -> str:
+def format_calapply(vis_name: str, entries: list[dict]) -> str:
     """The exact text of ``<vis>.calapply.txt``."""
     lines = [f"# Apply file for {vis_name}"]
     for d in entries:
@@ -140,7 +139,7 @@ _PL_TO_CASA = {"AMPLITUDE": "CALIBRATE_FLUX#ON_SOURCE", "BANDPASS": "CALIBRATE_B
                "POLARIZATION": "CALIBRATE_POLARIZATION#ON_SOURCE"}
 
 
-def apply(vis: str, entries: List[Dict], parang: bool = False) -> None:
+def apply(vis: str, entries: list[dict], parang: bool = False) -> None:
     """applycal each entry on ``vis`` (paths in ``entries`` must exist)."""
     for d in entries:
         intent = ",".join(_PL_TO_CASA[i] for i in d["intent"].split(","))

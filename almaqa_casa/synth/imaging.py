@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, List
 
 import numpy as np
 
 from . import spec as S
-from .archive import gzip_file
 from ._casa import casatasks, casatools
+from .archive import gzip_file
 
 IMSIZE = 128
 CELL = "0.6arcsec"
 
 
-def product_base(spec: S.SynthSpec, field: str, ttype: str, spws: List[int], imtype: str,
+def product_base(spec: S.SynthSpec, field: str, ttype: str, spws: list[int], imtype: str,
                  stokes: str, selfcal: bool = False) -> str:
     """``member.<MOUS>.<field>_<type>.spw<ids>.<imtype>.<stokes>[.selfcal]``."""
     spwtok = "spw" + "_".join(str(s) for s in spws)
@@ -26,7 +25,7 @@ def product_base(spec: S.SynthSpec, field: str, ttype: str, spws: List[int], imt
     return base + (".selfcal" if selfcal else "")
 
 
-def _spwsel(spws: List[int], cont_exclude: Dict[int, tuple] | None) -> str:
+def _spwsel(spws: list[int], cont_exclude: dict[int, tuple] | None) -> str:
     parts = []
     for s in spws:
         if cont_exclude and s in cont_exclude:
@@ -62,7 +61,7 @@ def _noise(img: str, pb: str) -> float:
     return float(1.4826 * np.median(np.abs(vals - np.median(vals))))
 
 
-def _center_value(img: str) -> List[float]:
+def _center_value(img: str) -> list[float]:
     ia = casatools.image()
     ia.open(img)
     try:
@@ -73,10 +72,10 @@ def _center_value(img: str) -> List[float]:
     return [float(v) for v in np.nanmean(c, axis=1)]
 
 
-def make_image(vis: List[str], workdir: str, productdir: str, truthdir: str, base: str,
-               field: str, spws: List[int], specmode: str, stokes: str,
+def make_image(vis: list[str], workdir: str, productdir: str, truthdir: str, base: str,
+               field: str, spws: list[int], specmode: str, stokes: str,
                cont_exclude=None, width=None, niter=300, threshold="0mJy",
-               savemodel: str = "none", nmajor: int = 2, imsize: int = IMSIZE) -> Dict:
+               savemodel: str = "none", nmajor: int = 2, imsize: int = IMSIZE) -> dict:
     """tclean one product and export pbcor/pb/mask (+ the uncorrected image)."""
     name = os.path.join(workdir, base.replace("member.", ""))
     for ext in (".image", ".pb", ".mask", ".psf", ".residual", ".model", ".sumwt", ".image.pbcor",

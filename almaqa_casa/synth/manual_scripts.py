@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, List
 
 from . import spec as S
-from .archive import write_tgz
 from ._casa import casatools
+from .archive import write_tgz
 
 _HEADER = '''# ALMA Data Reduction Script
 # $Id: scriptForCalibration.py (synthetic, almaqa_casa.synth) $
@@ -89,7 +88,7 @@ def version_pin(spec: S.SynthSpec):
     return pin, pin  # the observatory writes the version unescaped: re.search('^5.1.1', ...)
 
 
-def calibration_script(spec: S.SynthSpec, uid: str, info: Dict) -> str:
+def calibration_script(spec: S.SynthSpec, uid: str, info: dict) -> str:
     pin, pin_re = version_pin(spec)
     ms = f"{uid}.ms"
     bp, ph, chk, tgt = S.BANDPASS.name, S.PHASE.name, S.CHECK.name, spec.target.name
@@ -205,7 +204,7 @@ listobs(vis='calibrated.ms', listfile='calibrated.ms.listobs')
 """
 
 
-def imaging_script(spec: S.SynthSpec, jobs: List[Dict]) -> str:
+def imaging_script(spec: S.SynthSpec, jobs: list[dict]) -> str:
     lines = ["# ALMA Data Reduction Script: scriptForImaging.py (synthetic)",
              "# Makes the products in ../product from calibrated/calibrated.ms", "",
              "import os", "", "try:", "    tclean", "except NameError:",
@@ -225,8 +224,8 @@ def imaging_script(spec: S.SynthSpec, jobs: List[Dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: Dict, info: Dict,
-           eb_truth: Dict) -> str:
+def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict, info: dict,
+           eb_truth: dict) -> str:
     """Write the EB's calibration script into script/ and run it as
     scriptForPI.py would.  Returns the path of ``<uid>.ms.split.cal``."""
     text = calibration_script(spec, uid, info)
@@ -248,7 +247,7 @@ def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: Dict,
     split = os.path.join(wd, f"{uid}.ms.split.cal")
     if not os.path.isdir(split):
         raise RuntimeError(f"{os.path.basename(spath)} did not create {uid}.ms.split.cal")
-    from .build import measure_target, _field_ids
+    from .build import _field_ids, measure_target
     eb_truth["calibrated_target_ratio_per_spw"] = measure_target(split, spec, "DATA")
     eb_truth["field_ids"] = _field_ids(split)
     # calibration/: the tables the script made, and a (small) plots tarball
@@ -273,7 +272,7 @@ def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: Dict,
     return split
 
 
-def write_common(spec: S.SynthSpec, work: str, dirs: Dict, truth: Dict, split_cals: List[str]) -> None:
+def write_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, split_cals: list[str]) -> None:
     """ImagingPrep (run here, so imaging uses calibrated.ms), scriptForPI stand-in."""
     from . import pipeline_products as pp
     m = spec.mous

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, List
 
 import numpy as np
 
 from . import spec as S
-from .archive import write_tgz
 from ._casa import casatasks
+from .archive import write_tgz
 
 CASA_VERSION_PIPELINE = "6.6.6.5"
 PIPELINE_VERSION = "2025.1.0.40"
@@ -23,7 +22,7 @@ def _url(uid: str) -> str:
     return "uid://" + uid[len("uid___"):].replace("_", "/")
 
 
-def names(spec: S.SynthSpec) -> Dict[str, str]:
+def names(spec: S.SynthSpec) -> dict[str, str]:
     m = spec.mous
     return {
         "ppr": f"member.{m}.{RECIPE}.pprequest.xml",
@@ -156,7 +155,7 @@ finally:
 """
 
 
-def manifest_xml(spec: S.SynthSpec, renorm_ebs: List[str]) -> str:
+def manifest_xml(spec: S.SynthSpec, renorm_ebs: list[str]) -> str:
     import xml.etree.ElementTree as ET
     from xml.dom import minidom
 
@@ -214,7 +213,7 @@ print('This is a stand-in for scriptForPI.py; use qa_restore from almaqa_casa.')
 """
 
 
-def flux_csv(spec: S.SynthSpec, field_ids: Dict[str, Dict[str, int]]) -> str:
+def flux_csv(spec: S.SynthSpec, field_ids: dict[str, dict[str, int]]) -> str:
     rows = ["ms,field,spw,I,Q,U,V,spix,uvmin,uvmax,comment"]
     for eb in spec.eb_uids:
         for src in spec.sources:
@@ -230,7 +229,7 @@ def flux_csv(spec: S.SynthSpec, field_ids: Dict[str, Dict[str, int]]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def antennapos_csv(spec: S.SynthSpec, antennas: List[str]) -> str:
+def antennapos_csv(spec: S.SynthSpec, antennas: list[str]) -> str:
     rows = ["ms,antenna,xoffset,yoffset,zoffset,comment"]
     for eb in spec.eb_uids:
         for a in antennas[:2]:
@@ -238,7 +237,7 @@ def antennapos_csv(spec: S.SynthSpec, antennas: List[str]) -> str:
     return "\n".join(rows) + "\n"
 
 
-def cont_ranges(spec: S.SynthSpec) -> Dict[int, List[tuple]]:
+def cont_ranges(spec: S.SynthSpec) -> dict[int, list[tuple]]:
     """Line-free ranges (GHz, TOPO channel edges) per spw of the target."""
     out = {}
     for k, sw in enumerate(S.SPWS):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict
 
 import numpy as np
 
@@ -16,7 +15,7 @@ from . import spec as S
 from ._casa import casatasks, casatools
 
 
-def feed_rotation(vis: str) -> Dict[int, np.ndarray]:
+def feed_rotation(vis: str) -> dict[int, np.ndarray]:
     """Per DATA_DESC_ID, per row (query order), the angle by which
     applycal(parang=True) rotates (Q, U).  Overwrites DATA (callers fill it
     afterwards)."""
@@ -56,7 +55,7 @@ def polcal_name(uid: str) -> str:
     return f"{uid}.ms.hifa_polcal.s15_4.{SPW_TOKEN}.Df.polcal.tbl"
 
 
-def solve_polcal(vis: str, outdir: str, uid: str, spec: S.SynthSpec, tables: Dict[str, str]) -> str:
+def solve_polcal(vis: str, outdir: str, uid: str, spec: S.SynthSpec, tables: dict[str, str]) -> str:
     """Leakage (Df) from the polarization calibrator with its known model."""
     out = os.path.join(outdir, polcal_name(uid))
     shutil.rmtree(out, ignore_errors=True)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict, List
 
-from . import imaging, spec as S
+from . import imaging
+from . import spec as S
 from ._casa import casatasks
 
 
-def selfcal_products(spec: S.SynthSpec, vislist: List[str], imgwork: str, productdir: str,
-                     truthdir: str, to_final) -> Dict:
+def selfcal_products(spec: S.SynthSpec, vislist: list[str], imgwork: str, productdir: str,
+                     truthdir: str, to_final) -> dict:
     tgt = spec.target.name
     for k, vis in enumerate(vislist):
         tab = os.path.join(imgwork, f"selfcal_{k}.pcal")

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Dict
 
 import numpy as np
 
 from . import spec as S
-from ._casa import casatools, casatasks, casadata_path
+from ._casa import casadata_path, casatools
 
 
 def antenna_layout(nant: int):
@@ -55,7 +54,7 @@ def start_time_utc(spec: S.SynthSpec, k: int) -> float:
     return day["m0"]["value"] * 86400.0 + dt_days * 86400.0
 
 
-def simulate_structure(spec: S.SynthSpec, k: int, ms: str) -> Dict:
+def simulate_structure(spec: S.SynthSpec, k: int, ms: str) -> dict:
     """Create the MS of EB ``k`` (rows, metadata, zero data)."""
     me = casatools.measures()
     x, y, z, d, pads, names = antenna_layout(spec.nant)
@@ -141,7 +140,7 @@ def simulate_structure(spec: S.SynthSpec, k: int, ms: str) -> Dict:
 # --------------------------------------------------------------------------
 # Corruption model
 # --------------------------------------------------------------------------
-def corruption_model(spec: S.SynthSpec, k: int, nant: int) -> Dict[str, np.ndarray]:
+def corruption_model(spec: S.SynthSpec, k: int, nant: int) -> dict[str, np.ndarray]:
     """Random but seeded parameters of gains and bandpasses for EB ``k``."""
     r = spec._rng(f"gains-{k}")
     npol = 2
@@ -239,7 +238,7 @@ def sky_correlations(src: S.SourceDef, spw: int, theta: np.ndarray | None, corrs
     return np.stack([np.broadcast_to(out[c], np.broadcast(i, qf).shape) for c in corrs]).astype(complex)
 
 
-_SCACHE: Dict = {}
+_SCACHE: dict = {}
 
 
 def stokes_spectrum_cached(src, spw):
@@ -249,7 +248,7 @@ def stokes_spectrum_cached(src, spw):
     return _SCACHE[key]
 
 
-def fill_data(spec: S.SynthSpec, k: int, ms: str, info: Dict, theta_by_ddid=None) -> Dict:
+def fill_data(spec: S.SynthSpec, k: int, ms: str, info: dict, theta_by_ddid=None) -> dict:
     """Write observed DATA (cross and auto) into the simulated MS.
 
     Returns the corruption parameters and the per-integration gains."""

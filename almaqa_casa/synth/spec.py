@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import List, Tuple
 
 import numpy as np
 
@@ -73,7 +72,7 @@ class SourceDef:
     ra: str
     dec: str
     role: str  # 'bp', 'ph', 'chk', 'sci', 'pol'
-    intents: Tuple[str, ...]  # pipeline intent names
+    intents: tuple[str, ...]  # pipeline intent names
     flux_jy: float  # Stokes I at REF_FREQ_HZ
     spix: float
     pol_frac: float = 0.0
@@ -126,7 +125,7 @@ def stokes_spectrum(src: SourceDef, freqs: np.ndarray, spw: int):
     return i, p * np.cos(2 * chi), p * np.sin(2 * chi), np.zeros_like(i)
 
 
-def line_channels(spw: int, nsigma_fwhm: float = 1.5) -> Tuple[int, int]:
+def line_channels(spw: int, nsigma_fwhm: float = 1.5) -> tuple[int, int]:
     """Channel range (inclusive) covered by the science line in ``spw``."""
     f = SPWS[spw].freqs
     m = np.abs(f - LINE["center_hz"]) <= nsigma_fwhm * LINE["fwhm_hz"]
@@ -181,7 +180,7 @@ class SynthSpec:
         return "2025.1.%05d.S" % int(r.integers(100, 1600))
 
     @property
-    def ous_uids(self) -> Tuple[str, str, str]:
+    def ous_uids(self) -> tuple[str, str, str]:
         """(science goal, group, member) OUS UIDs, ``uid___A001_X..._X...``."""
         r = self._rng("ous")
         block = _hexid(r, 0x3000, 0x3fff)
@@ -193,7 +192,7 @@ class SynthSpec:
         return self.ous_uids[2]
 
     @property
-    def eb_uids(self) -> List[str]:
+    def eb_uids(self) -> list[str]:
         """EB UIDs, ``uid___A002_X..._X...``, in observing order."""
         r = self._rng("eb")
         out = []
@@ -203,7 +202,7 @@ class SynthSpec:
         return out
 
     @property
-    def sources(self) -> List[SourceDef]:
+    def sources(self) -> list[SourceDef]:
         srcs = [BANDPASS, PHASE, CHECK, TARGET_POL if self.polarization else TARGET]
         if self.polarization:
             srcs.append(POLCAL)
@@ -214,10 +213,10 @@ class SynthSpec:
         return TARGET_POL if self.polarization else TARGET
 
     @property
-    def corrs(self) -> List[str]:
+    def corrs(self) -> list[str]:
         return ["XX", "XY", "YX", "YY"] if self.polarization else ["XX", "YY"]
 
-    def schedule(self) -> List[Tuple[SourceDef, float]]:
+    def schedule(self) -> list[tuple[SourceDef, float]]:
         """(source, duration s) per scan, in order; no field repeats back to back."""
         plan = [(BANDPASS, 120.0)]
         if self.polarization:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from typing import Dict, List
 
 from . import spec as S
 from .archive import write_tar, write_tgz
@@ -13,7 +12,7 @@ def member_path(root: str, spec: S.SynthSpec) -> str:
     return os.path.join(root, spec.project, f"science_goal.{sg}", f"group.{g}", f"member.{m}")
 
 
-def make_dirs(member: str) -> Dict[str, str]:
+def make_dirs(member: str) -> dict[str, str]:
     out = {}
     for d in ("script", "calibration", "product", "qa", "log", "raw"):
         out[d] = os.path.join(member, d)
@@ -41,7 +40,7 @@ QA2 Data Products document.  To restore without the pipeline:
 """
 
 
-def qa_files(spec: S.SynthSpec, qa: str, work: str, summary: Dict) -> List[str]:
+def qa_files(spec: S.SynthSpec, qa: str, work: str, summary: dict) -> list[str]:
     """A small weblog tarball and a QA2 report."""
     m = spec.mous
     made = []
@@ -79,7 +78,7 @@ def qa_files(spec: S.SynthSpec, qa: str, work: str, summary: Dict) -> List[str]:
     return made
 
 
-def archive_tars(spec: S.SynthSpec, root: str, outdir: str) -> List[str]:
+def archive_tars(spec: S.SynthSpec, root: str, outdir: str) -> list[str]:
     """The archive's tar files of this MOUS: products, auxiliary, README, ASDMs."""
     sg, g, m = spec.ous_uids
     rel = os.path.join(spec.project, f"science_goal.{sg}", f"group.{g}", f"member.{m}")

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import json
-from typing import Dict
 
 import numpy as np
 
 from ..atomic import write_text_atomic
 from . import spec as S
-from .simulate import sky_correlations
 from ._casa import casatools
+from .simulate import sky_correlations
 
 
-def write_reference_ms(vis: str, spec: S.SynthSpec) -> Dict:
+def write_reference_ms(vis: str, spec: S.SynthSpec) -> dict:
     """Overwrite DATA of the cross-correlations of ``vis`` (a non-lazy import
     of the delivered ASDM, so rows are in importasdm's order) with the true,
     uncorrupted sky-frame visibilities.  Autocorrelations keep the observed
@@ -69,12 +68,12 @@ def _jsonable(x):
     return x
 
 
-def write_json(path: str, truth: Dict) -> str:
+def write_json(path: str, truth: dict) -> str:
     write_text_atomic(path, json.dumps(_jsonable(truth), indent=1, sort_keys=True))
     return path
 
 
-def sources_truth(spec: S.SynthSpec) -> Dict:
+def sources_truth(spec: S.SynthSpec) -> dict:
     out = {}
     for s in spec.sources:
         per_spw = {}

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numbers
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
+from ..errors import AlmaqaError
 from .xmlspec import Constraint, ParamSpec, TaskSpec
 
 _TYPE_WORDS = {
@@ -23,11 +25,11 @@ _TYPE_WORDS = {
 }
 
 
-class TaskParameterError(ValueError, AssertionError):
+class TaskParameterError(AlmaqaError, ValueError, AssertionError):
     """A task argument is of the wrong type, not allowed, out of range or missing."""
 
 
-class _Mismatch(Exception):
+class _Mismatch(AlmaqaError):
     """Internal: a value does not fit one candidate type."""
 
 

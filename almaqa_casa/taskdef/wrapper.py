@@ -14,8 +14,9 @@ import datetime
 import inspect
 import sys
 import textwrap
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .params import resolve_arguments
 from .xmlspec import TaskSpec

@@ -12,6 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from ..errors import AlmaqaError
+
 NS = "{http://casa.nrao.edu/schema/psetTypes.html}"
 
 #: Parameter types this framework understands (CASA 6 task XML names).
@@ -21,7 +23,7 @@ VECTOR_TYPES = {"intVec", "doubleVec", "stringVec", "boolVec", "pathVec",
 VARIANT_TYPES = {"any", "variant"}
 
 
-class TaskXMLError(ValueError):
+class TaskXMLError(AlmaqaError, ValueError):
     """A task XML file does not follow the schema this framework reads."""
 
 

@@ -7,5 +7,13 @@
 from .findings import CODES, Finding, summarize
 from .run import CHECKS, Validation, parse_checks, validate_delivery, write_reports
 
-__all__ = ["CODES", "Finding", "summarize", "CHECKS", "Validation", "parse_checks",
-           "validate_delivery", "write_reports"]
+__all__ = [
+           "CHECKS",
+           "CODES",
+           "Finding",
+           "Validation",
+           "parse_checks",
+           "summarize",
+           "validate_delivery",
+           "write_reports",
+]

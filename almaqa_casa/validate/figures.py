@@ -15,12 +15,20 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
-__all__ = ["robust_rms", "outside_mask_rms", "requirement", "parse_quantity", "ImageFigures",
-           "measure", "thumbnail_png", "RES_TOLERANCE", "SENS_TOLERANCE"]
+__all__ = [
+    "RES_TOLERANCE",
+    "SENS_TOLERANCE",
+    "ImageFigures",
+    "measure",
+    "outside_mask_rms",
+    "parse_quantity",
+    "requirement",
+    "robust_rms",
+    "thumbnail_png",
+]
 
 #: Default tolerances for requirement checks (fractions of the requested value).
 RES_TOLERANCE = 0.1
@@ -53,7 +61,7 @@ def _robust_rms_inplace(v: np.ndarray) -> float:
     return float(_MAD * _median_inplace(v))
 
 
-def outside_mask_rms(plane: np.ndarray, mask: Optional[np.ndarray]) -> tuple[float, int]:
+def outside_mask_rms(plane: np.ndarray, mask: np.ndarray | None) -> tuple[float, int]:
     """Robust rms of finite pixels where the clean mask is 0 (all finite pixels without a mask).
 
     A NaN mask pixel counts as 0 (outside the mask).
@@ -67,8 +75,8 @@ def outside_mask_rms(plane: np.ndarray, mask: Optional[np.ndarray]) -> tuple[flo
     return _robust_rms_inplace(np.asarray(plane, dtype=np.float64)[good]), n
 
 
-def requirement(value: Optional[float], required: Optional[float], tolerance: float,
-                what: str) -> Optional[dict]:
+def requirement(value: float | None, required: float | None, tolerance: float,
+                what: str) -> dict | None:
     """Pass if ``value <= required × (1 + tolerance)``; None when either is missing."""
     if value is None or required is None or not math.isfinite(value) or required <= 0:
         return None
@@ -77,7 +85,7 @@ def requirement(value: Optional[float], required: Optional[float], tolerance: fl
             "limit": limit, "pass": bool(value <= limit)}
 
 
-def parse_quantity(text: str, unit: str) -> Optional[float]:
+def parse_quantity(text: str, unit: str) -> float | None:
     """Value of a CASA quantity string in ``unit`` (e.g. '0.5arcsec' → arcsec); None if empty.
 
     Raises ValueError naming the text when it is not a quantity in that unit.
@@ -102,26 +110,26 @@ class ImageFigures:
     """Figures of one image product."""
 
     file: str
-    bmaj: Optional[float] = None       #: arcsec
-    bmin: Optional[float] = None       #: arcsec
-    bpa: Optional[float] = None        #: deg
+    bmaj: float | None = None       #: arcsec
+    bmin: float | None = None       #: arcsec
+    bpa: float | None = None        #: deg
     nbeams: int = 0
-    unit: Optional[str] = None
-    peak: Optional[float] = None       #: max of the pbcor image
-    peak_uncorrected: Optional[float] = None
-    rms: Optional[float] = None        #: outside mask, uncorrected image (median over channels)
-    rms_min: Optional[float] = None
-    rms_max: Optional[float] = None
+    unit: str | None = None
+    peak: float | None = None       #: max of the pbcor image
+    peak_uncorrected: float | None = None
+    rms: float | None = None        #: outside mask, uncorrected image (median over channels)
+    rms_min: float | None = None
+    rms_max: float | None = None
     rms_per_stokes: dict = field(default_factory=dict)
-    dynamic_range: Optional[float] = None
+    dynamic_range: float | None = None
     nchan: int = 1
     method: str = ""                   #: 'impbcor-m' or 'direct'
     mask_used: bool = False
     npix_rms: int = 0
     checks: list = field(default_factory=list)
-    error: Optional[str] = None
-    thumb: Optional[np.ndarray] = field(default=None, repr=False)
-    cdelt_arcsec: Optional[float] = None
+    error: str | None = None
+    thumb: np.ndarray | None = field(default=None, repr=False)
+    cdelt_arcsec: float | None = None
 
     def as_dict(self) -> dict:
         d = {k: v for k, v in self.__dict__.items() if k != "thumb"}
@@ -158,7 +166,7 @@ def _counts(ctypes: list[str], shape: tuple[int, ...]) -> tuple[int, int]:
     return nchan, nstok
 
 
-def measure(image: str, pb: Optional[str], mask: Optional[str], workdir: str,
+def measure(image: str, pb: str | None, mask: str | None, workdir: str,
             display: str = "", stokes_measured: int = 0, recovery: str = "impbcor") -> ImageFigures:
     """Figures for one (pbcor) FITS image on disk; ``pb``/``mask`` optional FITS(.gz) paths.
 
@@ -311,7 +319,7 @@ def fig_stats(fig: ImageFigures, hdu, ctypes, shape, nchan, nstok, unc_plane, ma
     fig.thumb = thumb
 
 
-def thumbnail_png(fig: ImageFigures, title: str, max_pix: int = 256) -> Optional[bytes]:
+def thumbnail_png(fig: ImageFigures, title: str, max_pix: int = 256) -> bytes | None:
     """PNG of the (peak-projected) image with colour bar and beam ellipse."""
     if fig.thumb is None:
         return None

@@ -8,10 +8,10 @@ never change meaning; new checks get new codes.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
-__all__ = ["Finding", "CODES", "CATEGORIES", "SEVERITIES", "finding", "summarize"]
+__all__ = ["CATEGORIES", "CODES", "SEVERITIES", "Finding", "finding", "summarize"]
 
 SEVERITIES = ("error", "warning", "info")
 CATEGORIES = ("layout", "naming", "products", "fits", "images")

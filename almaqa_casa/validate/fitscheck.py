@@ -15,15 +15,21 @@ import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Optional
+from typing import IO
 
 import numpy as np
 
 from ..delivery.naming import ProductName
 from .findings import Finding, finding
 
-__all__ = ["FitsInfo", "inspect_fits", "header_findings", "shape_findings", "NAN_WARN_FRACTION",
-           "beam_from_header"]
+__all__ = [
+    "NAN_WARN_FRACTION",
+    "FitsInfo",
+    "beam_from_header",
+    "header_findings",
+    "inspect_fits",
+    "shape_findings",
+]
 
 #: NaN fraction above which an image is flagged (pbcor images are NaN outside PB≈0.2).
 NAN_WARN_FRACTION = 0.95
@@ -38,25 +44,25 @@ class FitsInfo:
     ok: bool = False                 #: header and data readable
     shape: tuple = ()                #: numpy order reversed to FITS order (NAXIS1, NAXIS2, ...)
     ctypes: tuple = ()
-    bunit: Optional[str] = None
-    beam: Optional[dict] = None      #: {'bmaj','bmin','bpa'} arcsec/deg (median of a table)
+    bunit: str | None = None
+    beam: dict | None = None      #: {'bmaj','bmin','bpa'} arcsec/deg (median of a table)
     nbeams: int = 0
-    nan_fraction: Optional[float] = None
-    restfrq: Optional[float] = None
-    specsys: Optional[str] = None
-    cdelt_arcsec: Optional[float] = None
-    plain_path: Optional[str] = None  #: decompressed copy of a .gz file (when spilled)
+    nan_fraction: float | None = None
+    restfrq: float | None = None
+    specsys: str | None = None
+    cdelt_arcsec: float | None = None
+    plain_path: str | None = None  #: decompressed copy of a .gz file (when spilled)
     findings: list = field(default_factory=list)
 
     @property
-    def spectral_axis(self) -> Optional[int]:
+    def spectral_axis(self) -> int | None:
         for i, c in enumerate(self.ctypes):
             if c.startswith(("FREQ", "VRAD", "VOPT", "VELO", "FELO", "WAVE")):
                 return i
         return None
 
     @property
-    def stokes_axis(self) -> Optional[int]:
+    def stokes_axis(self) -> int | None:
         for i, c in enumerate(self.ctypes):
             if c.startswith("STOKES"):
                 return i
@@ -68,7 +74,7 @@ class FitsInfo:
         return int(self.shape[a]) if a is not None and a < len(self.shape) else 1
 
 
-def beam_from_header(header, beams_table=None) -> tuple[Optional[dict], int]:
+def beam_from_header(header, beams_table=None) -> tuple[dict | None, int]:
     """Beam in arcsec/deg from BMAJ/BMIN/BPA (degrees) or the median of a BEAMS table."""
     if beams_table is not None and len(beams_table):
         unit = str(beams_table.columns["BMAJ"].unit or "arcsec").strip().lower()
@@ -87,7 +93,7 @@ def beam_from_header(header, beams_table=None) -> tuple[Optional[dict], int]:
     return None, 0
 
 
-def header_findings(info: FitsInfo, product: Optional[ProductName]) -> list[Finding]:
+def header_findings(info: FitsInfo, product: ProductName | None) -> list[Finding]:
     """What the header lacks for this product kind (pure)."""
     out: list[Finding] = []
     kind = product.kind if product else "image"
@@ -134,7 +140,7 @@ def shape_findings(pbcor: FitsInfo, pb: FitsInfo) -> list[Finding]:
 
 
 def _open_stream(fh: IO[bytes], name: str, info: FitsInfo,
-                 spill: Optional[str] = None) -> Optional[IO[bytes]]:
+                 spill: str | None = None) -> IO[bytes] | None:
     """The decompressed stream, or None (with an F-finding) if it cannot be read.
 
     Gzipped files are decompressed into ``spill`` (a file path, kept for later
@@ -188,7 +194,7 @@ def _open_stream(fh: IO[bytes], name: str, info: FitsInfo,
 
 
 def inspect_fits(fh: IO[bytes], name: str, display: str, read_data: bool = True,
-                 spill: Optional[str] = None) -> FitsInfo:
+                 spill: str | None = None) -> FitsInfo:
     """Check one FITS file given as a binary, seekable file object.
 
     ``spill``: where to keep the decompressed copy of a gzipped file (its

@@ -5,9 +5,9 @@ page is one self-contained file.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
-from ..report.html import (Raw, badge, esc, page, section, summary_boxes, table, thumbnail_grid)
+from ..report.html import Raw, badge, esc, page, section, summary_boxes, table, thumbnail_grid
 from .findings import CATEGORIES
 
 __all__ = ["render"]

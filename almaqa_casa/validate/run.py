@@ -10,20 +10,25 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
 
 from ..delivery.naming import ProductName
-from .figures import (RES_TOLERANCE, SENS_TOLERANCE, measure, parse_quantity, requirement,
-                      thumbnail_png)
+from .figures import RES_TOLERANCE, SENS_TOLERANCE, measure, parse_quantity, requirement, thumbnail_png
 from .findings import CODES, finding, summarize
 from .fitscheck import FitsInfo, header_findings, inspect_fits, shape_findings
-from .structure import (Product, layout_checks, member_listing, naming_checks,
-                        problem_entry_checks, product_checks)
+from .structure import (
+    Product,
+    layout_checks,
+    member_listing,
+    naming_checks,
+    problem_entry_checks,
+    product_checks,
+)
 from .tree import MemberView, Tree, load_tree
 
-__all__ = ["CHECKS", "parse_checks", "validate_delivery", "write_reports", "Validation"]
+__all__ = ["CHECKS", "Validation", "parse_checks", "validate_delivery", "write_reports"]
 
 CHECKS = ("layout", "naming", "products", "fits", "images")
 
@@ -78,7 +83,7 @@ class Validation:
         }
 
 
-def _imaging_script_has_code(tree: Tree, view: MemberView) -> Optional[bool]:
+def _imaging_script_has_code(tree: Tree, view: MemberView) -> bool | None:
     has = None
     for e in view.folder("script"):
         if e.kind == "file" and e.name.endswith("scriptForImaging.py") and e.size < 10_000_000:
@@ -96,7 +101,7 @@ def _is_fits(n: ProductName) -> bool:
     return n.ext in ("fits", "fits.gz")
 
 
-def _pick(group: list[Product], kind: str, infos: dict) -> Optional[Product]:
+def _pick(group: list[Product], kind: str, infos: dict) -> Product | None:
     """The companion of ``kind`` in an image set whose FITS is readable (tt0, plain preferred)."""
     cands = [p for p in group if p.name.kind == kind and _is_fits(p.name)
              and infos.get(p.file) is not None and infos[p.file].ok]
@@ -107,7 +112,7 @@ def _pick(group: list[Product], kind: str, infos: dict) -> Optional[Product]:
 def validate_delivery(deliverydir: str | os.PathLike, checks: str | Sequence[str] = "all",
                       req_resolution: str = "", req_sensitivity: str = "",
                       res_tolerance: float = RES_TOLERANCE, sens_tolerance: float = SENS_TOLERANCE,
-                      workdir: Optional[str] = None, thumbnails: bool = True,
+                      workdir: str | None = None, thumbnails: bool = True,
                       recovery: str = "impbcor") -> Validation:
     """Check a delivery; see the module docstring.  Bad input becomes findings.
 

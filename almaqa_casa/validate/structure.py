@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import fnmatch
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
 
-from ..delivery.layout import (REQUIRED_SUBFOLDERS, SUBFOLDERS, Delivery, MemberListing,
-                               classify)
+from ..delivery.layout import REQUIRED_SUBFOLDERS, SUBFOLDERS, Delivery, MemberListing, classify
 from ..delivery.naming import ProductName, diagnose_name, parse_name
 from .findings import Finding, finding
 from .tree import Entry, MemberView
 
-__all__ = ["Product", "member_listing", "layout_checks", "naming_checks", "product_checks",
-           "problem_entry_checks", "describe_text"]
+__all__ = [
+    "Product",
+    "describe_text",
+    "layout_checks",
+    "member_listing",
+    "naming_checks",
+    "problem_entry_checks",
+    "product_checks",
+]
 
 _POL_DERIVED = {"P", "A", "POLI", "POLA", "Plinear", "Ptotal", "Pangle"}
 _FITS_EXT = (".fits", ".fits.gz", ".fit", ".fits.tgz")
@@ -46,7 +52,7 @@ class Product:
         return self.entry.display
 
 
-def member_listing(view: MemberView, imaging_script_has_code: Optional[bool] = None) -> MemberListing:
+def member_listing(view: MemberView, imaging_script_has_code: bool | None = None) -> MemberListing:
     """The :class:`MemberListing` of a member view (names only)."""
     folders: dict[str, list[str]] = {}
     top: list[str] = []

@@ -15,11 +15,12 @@ import posixpath
 import re
 import shutil
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator, Optional
+from typing import IO
 
-__all__ = ["Entry", "Tree", "walk_folder", "read_tars", "load_tree", "MemberView"]
+__all__ = ["Entry", "MemberView", "Tree", "load_tree", "read_tars", "walk_folder"]
 
 _MEMBER_DIR = re.compile(r"member\.uid___[A-Za-z0-9]+_X[0-9A-Za-z]+_X[0-9A-Za-z]+\Z")
 _MAX_DEPTH = 12
@@ -39,10 +40,10 @@ class Entry:
     kind: str
     size: int = 0
     display: str = ""
-    disk_path: Optional[str] = None
-    tar: Optional[str] = None
-    problem: Optional[str] = None
-    tar_member: Optional[str] = None
+    disk_path: str | None = None
+    tar: str | None = None
+    problem: str | None = None
+    tar_member: str | None = None
 
     @property
     def name(self) -> str:
@@ -60,7 +61,7 @@ class Tree:
     _tars: dict = field(default_factory=dict, repr=False)
     _infos: dict = field(default_factory=dict, repr=False)  #: (tar, member) -> TarInfo
 
-    def members(self) -> dict[str, "MemberView"]:
+    def members(self) -> dict[str, MemberView]:
         """Group entries by the ``member.uid___*`` folder they lie in."""
         views: dict[str, MemberView] = {}
         for e in self.entries:

@@ -1,8 +1,16 @@
 """calapply.txt parser: literal parsing only, errors name file and line."""
 import pytest
 
-from almaqa_casa.delivery.calapply import (CalApplyError, casa_intents, caltables, parse_calapply,
-                                           read_calapply, rebase_tables, restrict_intents, to_callib)
+from almaqa_casa.delivery.calapply import (
+    CalApplyError,
+    caltables,
+    casa_intents,
+    parse_calapply,
+    read_calapply,
+    rebase_tables,
+    restrict_intents,
+    to_callib,
+)
 
 GOOD = """# Apply file for uid___A002_X1_X2.ms
 applycal(vis='/lustre/x/uid___A002_X1_X2.ms', field='', intent='TARGET,PHASE', spw='0,1', antenna='', gaintable=['/lustre/x/uid___A002_X1_X2.ms.h_tsyscal.s6_1.tsyscal.tbl', '/lustre/x/b.bcal.tbl'], gainfield=['', 'J1924-2914'], spwmap=[[0, 1], []], interp=['linear,linear', 'linear,linear'], calwt=[True, False])

@@ -4,9 +4,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 from almaqa_casa.delivery.layout import (
-    MemberListing, classify, describe, find_members, scan_members,
+    MemberListing,
+    classify,
+    describe,
+    find_members,
+    scan_members,
 )
 
 MOUS = "uid___A001_X1_X2"

@@ -2,11 +2,22 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from almaqa_casa.delivery.naming import (
-    ARRAYS, DATATYPES, IMAGE_TYPES, LAYERS, STOKES, TARGET_TYPES, ProductName,
-    diagnose_name, format_name, parse_name, same_source, target_token,
+    ARRAYS,
+    DATATYPES,
+    IMAGE_TYPES,
+    LAYERS,
+    STOKES,
+    TARGET_TYPES,
+    ProductName,
+    diagnose_name,
+    format_name,
+    parse_name,
+    same_source,
+    target_token,
 )
 
 REAL = {

@@ -11,8 +11,7 @@ import pytest
 
 from almaqa_casa.images import pbcor as pbmod
 from almaqa_casa.images.fitsio import casa_readable
-from almaqa_casa.images.pbcor import (ImageMismatchError, choose_route, grids_identical,
-                                      recover_with_route)
+from almaqa_casa.images.pbcor import ImageMismatchError, choose_route, grids_identical, recover_with_route
 from almaqa_casa.images.testdata import gaussian_pb, make_image, to_fits
 
 N, NCHAN = 40, 5

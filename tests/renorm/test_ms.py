@@ -15,7 +15,7 @@ import almaqa_casa  # noqa: F401  (offline CASA set-up first)
 from almaqa_casa import qa_renormplots
 
 sys.path.insert(0, os.path.dirname(__file__))
-import renorm_simms as sim  # noqa: E402
+import renorm_simms as sim
 
 
 @pytest.fixture(scope="module")

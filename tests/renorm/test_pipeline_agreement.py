@@ -18,7 +18,7 @@ import almaqa_casa  # noqa: F401
 from almaqa_casa.renorm import engine
 
 sys.path.insert(0, os.path.dirname(__file__))
-import renorm_simms as sim  # noqa: E402
+import renorm_simms as sim
 
 REF = os.environ.get("ALMAQA_ALMARENORM", "")
 pytestmark = pytest.mark.skipif(not os.path.isfile(REF),

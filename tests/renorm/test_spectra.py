@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from almaqa_casa.renorm import spectra as sp
 from almaqa_casa.renorm import inputs
+from almaqa_casa.renorm import spectra as sp
 
 
 # ---------------------------------------------------------------------------

@@ -7,8 +7,20 @@ import numpy as np
 import pytest
 
 from almaqa_casa.report import (
-    Raw, badge, dumps, figure_png, img, page, png_data_uri, read_json, section,
-    summary_boxes, table, thumbnail_grid, write_html, write_json,
+    Raw,
+    badge,
+    dumps,
+    figure_png,
+    img,
+    page,
+    png_data_uri,
+    read_json,
+    section,
+    summary_boxes,
+    table,
+    thumbnail_grid,
+    write_html,
+    write_json,
 )
 from tests.browser import check_page
 

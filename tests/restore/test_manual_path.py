@@ -14,8 +14,15 @@ from almaqa_casa.restore.disk import DiskError
 from almaqa_casa.restore.manual import restore_manual_member
 from almaqa_casa.restore.options import RestoreOptions
 from almaqa_casa.restore.plan import PlanError
-from tests.restore.test_manual_support import (EB1, EB2, PRESENT, check_tree, inputs_checksum,
-                                               make_tiny_delivery, simulate_template)
+from tests.restore.test_manual_support import (
+    EB1,
+    EB2,
+    PRESENT,
+    check_tree,
+    inputs_checksum,
+    make_tiny_delivery,
+    simulate_template,
+)
 
 
 @pytest.fixture(scope="module")

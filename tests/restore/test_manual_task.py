@@ -12,9 +12,13 @@ import pytest
 
 import almaqa_casa  # noqa: F401
 from almaqa_casa.restore.engine import RestoreError
-
-from tests.restore.test_manual_support import (EB1, check_tree, inputs_checksum,
-                                               make_tiny_delivery, simulate_template)
+from tests.restore.test_manual_support import (
+    EB1,
+    check_tree,
+    inputs_checksum,
+    make_tiny_delivery,
+    simulate_template,
+)
 
 
 @pytest.fixture(scope="module")

@@ -641,6 +641,7 @@ def test_progress_bar_on_a_terminal(delivery, tmp_path):
     """On a terminal the CLI shows a progress bar over the member's steps, ending full."""
     import pty
     import select
+
     from almaqa_casa.restore.executor import progress_line
     assert progress_line(0, 4, "x") == "[--------------------] 0/4 x"
     assert progress_line(3, 12, "y", width=8) == "[##------]  3/12 y"

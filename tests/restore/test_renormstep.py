@@ -83,8 +83,9 @@ def test_prepare_not_requested_or_unchanged(tmp_path):
 @pytest.fixture(scope="module")
 def cross_only_ms(restore_delivery, tmp_path_factory):
     """One EB of the delivery, cross-correlations of two spws only (no autocorrelations)."""
-    import almaqa_casa  # noqa: F401
     from casatasks import importasdm, mstransform
+
+    import almaqa_casa  # noqa: F401
     truth = restore_delivery["truth"]
     uid = truth["ebs"][0]
     d = tmp_path_factory.mktemp("renorm_noac")
@@ -118,8 +119,9 @@ def test_no_autocorrelations_warns_and_goes_on(cross_only_ms):
 
 
 def test_renorm_table_already_in_calapply_is_not_applied_twice(tmp_path):
-    from almaqa_casa.restore.plan import format_plan, make_plan
     from almaqa_casa.restore.options import make_options
+    from almaqa_casa.restore.plan import format_plan, make_plan
+
     from .test_options_plan import _info, _renorm_manifest
     apps = parse_calapply(CAL)
     assert rs.delivered_renorm_table(apps) is None

@@ -164,9 +164,11 @@ def test_fits_verify(pipeline_delivery):
 
 def test_uncorrected_images(pipeline_delivery, tmp_path):
     """impbcor(mode='m') of a delivered pbcor with its pb recovers the truth image."""
-    from astropy.io import fits
-    from almaqa_casa.synth._casa import casatasks, casatools
     import gzip
+
+    from astropy.io import fits
+
+    from almaqa_casa.synth._casa import casatasks, casatools
 
     t = pipeline_delivery["truth"]
     name = f"member.{t['mous']}.{t['target']}_sci.spw0_1_2_3.cont.I.pbcor.fits"

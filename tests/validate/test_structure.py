@@ -1,8 +1,7 @@
 """Layout, naming and product-set rules on name listings (pure checks, no files)."""
 from __future__ import annotations
 
-from almaqa_casa.validate.structure import (layout_checks, member_listing, naming_checks,
-                                            product_checks)
+from almaqa_casa.validate.structure import layout_checks, member_listing, naming_checks, product_checks
 from almaqa_casa.validate.tree import Entry, MemberView
 
 MOUS = "uid___A001_X1_X2"
