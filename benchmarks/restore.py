@@ -56,14 +56,14 @@ def reference(member: str, work: str) -> dict:
     """The reference sequence, one EB after the other."""
     from casatasks import applycal, importasdm, mstransform
 
+    from almaqa_casa.delivery.member import read_member
     from almaqa_casa.restore import casasteps as cs
     from almaqa_casa.restore import renormstep
-    from almaqa_casa.restore.discover import inspect_member
     from almaqa_casa.restore.executor import DiskSampler
     from almaqa_casa.restore.options import RestoreOptions
-    from almaqa_casa.restore.plan import make_plan
-    info = inspect_member(member)
-    renorm = {s.eb: s.params.get("renorm") for s in make_plan(info, RestoreOptions()).steps
+    from almaqa_casa.restore.planners import plan_pipeline
+    info = read_member(member)
+    renorm = {s.eb: s.params.get("renorm") for s in plan_pipeline(info, RestoreOptions()).steps
               if s.kind == "ms"}
     os.makedirs(work, exist_ok=True)
     t0 = time.perf_counter()
@@ -74,9 +74,8 @@ def reference(member: str, work: str) -> dict:
                        asis=cs.ASIS, process_caldevice=False, savecmds=False, lazy=False,
                        with_pointing_correction=True, process_pointing=True)
             cs.restore_flags(vis, info.flagversions[uid])
-            sess = info.sessions.get(uid) or next(iter(info.caltables_tgz))
             from almaqa_casa.delivery.calapply import caltables
-            cs.extract_caltables(info.caltables_tgz[sess], caltables(info.calapply[uid]), work)
+            cs.extract_caltables(info.eb(uid).caltables, caltables(info.calapply[uid]), work)
             # the pipeline's restore also renormalizes when the manifest says so
             apps = renormstep.prepare(vis, renorm[uid], info.calapply[uid], work, uid, {},
                                       lambda *a: None)

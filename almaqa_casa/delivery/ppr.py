@@ -24,10 +24,32 @@ class PPRError(AlmaqaError, ValueError):
 @dataclasses.dataclass
 class PPR:
     asdms: list[str]
-    sessions: dict[str, str]          # EB uid -> session name (when recorded)
+    #: EB uid -> session name (``ProcessingIntents`` ``SESSION_k``, else a
+    #: ``SessionDefinition``).  The pipeline itself stops at the first missing
+    #: ``SESSION_k`` and puts unlisted EBs in ``session_1``; here every
+    #: ``SESSION_k`` is read and unlisted EBs stay unmapped.
+    sessions: dict[str, str]
     recipe: str = ""
     tasks: list[str] = dataclasses.field(default_factory=list)
     source: str = ""
+
+
+#: ``<Intents><Keyword>SESSION_2</Keyword><Value>uid://A002/X1/X2</Value></Intents>``
+_SESSION_KEY = re.compile(r"SESSION_(\d+)", re.I)
+
+
+def _session_uids(value: str) -> list[str]:
+    """EB uids of a SESSION_k intent value: ``'uid://A002/X1/X2 | uid://A002/X1/X3'``.
+
+    The pipeline (``executeppr._getSessions``) splits on ``' | '`` and turns
+    ``:`` and ``/`` into ``_`` (``uid___A002_X1_X2``).
+    """
+    out = []
+    for part in re.split(r"[|,\s]+", value):
+        part = part.strip()
+        if part.startswith("uid"):
+            out.append(part.translate(str.maketrans(":/", "__")))
+    return out
 
 
 def _local(tag: str) -> str:
@@ -53,6 +75,7 @@ def parse_ppr(text: str | bytes, filename: str = "<PPR>") -> PPR:
     sessions: dict[str, str] = {}
     recipe = ""
     tasks: list[str] = []
+    session_intents: dict[str, str] = {}
     try:
         root = ET.fromstring(raw)
     except ET.ParseError:
@@ -76,6 +99,12 @@ def parse_ppr(text: str | bytes, filename: str = "<PPR>") -> PPR:
                         uid = sub.text.strip()
                         if sname:
                             sessions[uid] = sname
+            elif tag == "Intents":
+                kv = {_local(c.tag): (c.text or "").strip() for c in el}
+                m = _SESSION_KEY.fullmatch(kv.get("Keyword", ""))
+                if m:
+                    for uid in _session_uids(kv.get("Value", "")):
+                        session_intents.setdefault(uid, f"session_{int(m.group(1))}")
             if tag == "AsdmDiskName" and el.text and "uid" in el.text:
                 uid = el.text.strip()
                 uid = uid[uid.index("uid"):]
@@ -85,6 +114,8 @@ def parse_ppr(text: str | bytes, filename: str = "<PPR>") -> PPR:
         asdms = list(dict.fromkeys(_line_scan(raw)))
     if not asdms:
         raise PPRError(f"{filename}: no <AsdmDiskName> found")
+    for uid, sess in session_intents.items():   # ProcessingIntents SESSION_k win
+        sessions[uid] = sess
     return PPR(asdms=asdms, sessions=sessions, recipe=recipe, tasks=tasks, source=filename)
 
 

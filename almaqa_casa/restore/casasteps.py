@@ -57,13 +57,16 @@ def _log(msg: str, level: str = "INFO") -> None:
     post(msg, level, "qa_restore")
 
 
-def import_asdm(asdm: str, vis: str, lazy: bool = True) -> dict:
-    """importasdm with the pipeline's options; lazy first, non-lazy on failure.
+def import_asdm(asdm: str, vis: str, lazy: bool = True, ocorr_mode: str = "ca",
+                asis: str = ASIS, bdfflags: bool = True) -> dict:
+    """importasdm with the delivery's restore options; lazy first, non-lazy on failure.
 
-    Returns ``{'lazy': bool, 'fallback_reason': str}``.
+    ``ocorr_mode``, ``asis`` and ``bdfflags`` are those of the delivery's
+    restore (:func:`almaqa_casa.delivery.member.import_options`).  Returns
+    ``{'lazy': bool, 'fallback_reason': str}``.
     """
     from casatasks import importasdm
-    kw = dict(asdm=asdm, vis=vis, ocorr_mode="ca", bdfflags=True, asis=ASIS,
+    kw = dict(asdm=asdm, vis=vis, ocorr_mode=ocorr_mode, bdfflags=bdfflags, asis=asis,
               process_caldevice=False, savecmds=False, overwrite=False,
               with_pointing_correction=True, process_pointing=True, createmms=False)
     reason = ""

@@ -37,6 +37,7 @@ class RestoreOptions:
     usepipeline: bool = False
     usems: bool = False
     ignoreversion: bool = False
+    postscripts: bool = True
     nprocs: int = 1
     #: nprocs chosen by qa_restore (parameter 0): lowered when the disk is short
     nprocs_auto: bool = False
@@ -129,4 +130,5 @@ def make_options(params: Mapping[str, Any], caller_globals: Mapping[str, Any] | 
         imagedir=str(params.get("imagedir", "") or ""), outdir=str(params.get("outdir", "") or ""),
         dryrun=bool(params.get("dryrun", False)), usepipeline=bool(params.get("usepipeline", False)),
         usems=bool(params.get("usems", False)), ignoreversion=bool(params.get("ignoreversion", False)),
+        postscripts=bool(params.get("postscripts", True)),
         nprocs=nprocs, nprocs_auto=auto, sources=tuple(sources))

@@ -106,6 +106,10 @@ class WorkerPool:
         try:
             return w.call(func, *args)
         finally:
+            if w.proc.poll() is not None:      # it died: a fresh one takes its place
+                w.close()
+                i = self._all.index(w)
+                w = self._all[i] = _Worker()
             self._free.put(w)
 
     def close(self) -> None:

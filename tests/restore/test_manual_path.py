@@ -11,7 +11,6 @@ import pytest
 
 import almaqa_casa  # noqa: F401
 from almaqa_casa.restore.disk import DiskError
-from almaqa_casa.restore.manual import restore_manual_member
 from almaqa_casa.restore.options import RestoreOptions
 from almaqa_casa.restore.plan import PlanError
 from tests.restore.test_manual_support import (
@@ -21,6 +20,7 @@ from tests.restore.test_manual_support import (
     check_tree,
     inputs_checksum,
     make_tiny_delivery,
+    restore_manual_member,
     simulate_template,
 )
 
@@ -71,7 +71,7 @@ def test_spacesaving_levels_leave_scriptforpi_files(tiny, tmp_path, level, resto
 def test_default_output_is_member_calibrated(tmp_path, template_ms, restore_checksum):
     member = make_tiny_delivery(tmp_path / "d", template_ms, post=False)
     before = inputs_checksum(restore_checksum, member)
-    res = restore_manual_member(member, options=RestoreOptions(spacesaving=3))
+    res = restore_manual_member(member, opts=RestoreOptions(spacesaving=3))
     assert res["status"] == "ok"
     cal = member / "calibrated"
     assert res["calibrated"] == str(cal)
@@ -117,12 +117,14 @@ def test_interrupted_post_script_is_cleaned_and_rerun(tiny, tmp_path):
     cal = tmp_path / "calibrated"
     res = restore_manual_member(tiny, cal, RestoreOptions(spacesaving=0))
     assert res["status"] == "ok"
-    # as if killed inside ImagingPrep: its record says 'started', a half calibrated.ms exists
-    rec = cal / ".qa_restore" / "manual" / "post-scriptForImagingPrep.json"
+    # as if killed inside ImagingPrep: no completion record, a 'started' record, and a
+    # half-made calibrated.ms
     import json
+    (cal / ".qa_restore" / "post__scriptForImagingPrep.json").unlink()
+    rec = cal / ".qa_restore" / "post__scriptForImagingPrep.started.json"
     before = sorted(e for e in os.listdir(cal) if not e.startswith(".")
                     and e not in ("calibrated.ms", "scriptForImagingPrep.log"))
-    rec.write_text(json.dumps({"status": "started", "before": before}))
+    rec.write_text(json.dumps({"before": before}))
     shutil.rmtree(cal / "calibrated.ms")
     (cal / "calibrated.ms").mkdir()            # incomplete: no table.dat
     res = restore_manual_member(tiny, cal, RestoreOptions(spacesaving=0))
@@ -194,7 +196,7 @@ def test_dryrun_changes_nothing(tiny, tmp_path, capsys, restore_checksum):
     out = capsys.readouterr().out
     assert out.index(EB1) < out.index(EB2)
     assert "scriptForImagingPrep.py" in out and "delete" in out
-    assert [t["uid"] for t in res["plan"]["eb_tasks"]] == [EB1, EB2]
+    assert [t["eb"] for t in res["plan"]["steps"] if t["kind"] == "manual-eb"] == [EB1, EB2]
     assert inputs_checksum(restore_checksum, tiny) == before
 
 
@@ -220,9 +222,9 @@ def test_killed_run_resumes(tiny, tmp_path):
     import time
     cal = tmp_path / "calibrated"
     code = ("import almaqa_casa\n"
-            "from almaqa_casa.restore.manual import restore_manual_member\n"
+            "from almaqa_casa.restore.engine import restore_member\n"
             "from almaqa_casa.restore.options import RestoreOptions\n"
-            f"restore_manual_member({str(tiny)!r}, {str(cal)!r}, RestoreOptions(spacesaving=1))\n")
+            f"restore_member({str(tiny)!r}, RestoreOptions(spacesaving=1, outdir={str(cal)!r}))\n")
     env = dict(os.environ, QA_TEST_HANG_EB=EB2)
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -197,3 +197,17 @@ def shadow_member(member, where, edit_script=None) -> Path:
             text = edit_script(f.name, text)
         (shadow / "script" / f.name).write_text(text)
     return shadow
+
+
+def restore_manual_member(member, cal=None, opts=None, free=None):
+    """One member through the restore engine, outputs in ``cal`` (default <member>/calibrated)."""
+    import dataclasses
+
+    from almaqa_casa.restore.engine import restore_member
+    from almaqa_casa.restore.options import RestoreOptions
+    opts = opts or RestoreOptions()
+    if cal is not None:
+        opts = dataclasses.replace(opts, outdir=str(cal))
+    kw = {"free": free} if free is not None else {}
+    return restore_member(member, opts, **kw)
+

@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 
 import almaqa_casa  # noqa: F401
-from almaqa_casa.restore.manual import restore_manual_member
 from almaqa_casa.restore.options import RestoreOptions
-from tests.restore.test_manual_support import PRESENT, inputs_checksum, shadow_member
+from tests.restore.test_manual_support import (
+    PRESENT,
+    inputs_checksum,
+    restore_manual_member,
+    shadow_member,
+)
 
 pytestmark = pytest.mark.slow
 

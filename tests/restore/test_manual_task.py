@@ -1,8 +1,4 @@
-"""The manual path through the task (``qa_restore``) and the CLI, on the tiny delivery.
-
-Skipped while the engine does not dispatch manual members to
-``restore_manual_member`` yet (the lead integrates it).
-"""
+"""The manual path through the task (``qa_restore``) and the CLI, on the tiny delivery."""
 import json
 import os
 import subprocess
@@ -11,7 +7,6 @@ import sys
 import pytest
 
 import almaqa_casa  # noqa: F401
-from almaqa_casa.restore.engine import RestoreError
 from tests.restore.test_manual_support import (
     EB1,
     check_tree,
@@ -28,12 +23,7 @@ def template_ms(tmp_path_factory):
 
 def _call(member, **kw):
     from almaqa_casa import qa_restore
-    try:
-        return qa_restore(deliverydir=str(member), **kw)
-    except RestoreError as exc:
-        if "not available yet" in str(exc):
-            pytest.skip("engine does not dispatch manual members yet")
-        raise
+    return qa_restore(deliverydir=str(member), **kw)
 
 
 def test_task_restores_manual_member(tmp_path, template_ms, restore_checksum):
@@ -48,18 +38,12 @@ def test_task_restores_manual_member(tmp_path, template_ms, restore_checksum):
 
 def test_task_reports_version_pin_and_cli_exit(tmp_path, template_ms):
     member = make_tiny_delivery(tmp_path / "d", template_ms, version="5.1.1", post=False)
-    try:
-        res = _call(member)
-    except Exception as exc:        # the engine may raise instead of returning 'failed'
-        assert "5.1.1" in str(exc) and "ignoreversion" in str(exc)
-    else:
-        assert res["status"] == "failed"
-        assert "5.1.1" in json.dumps(res) and "ignoreversion" in json.dumps(res)
+    res = _call(member)
+    assert res["status"] == "failed"
+    assert "5.1.1" in res["error"] and "ignoreversion" in res["error"]
     cli = subprocess.run([sys.executable, "-m", "almaqa_casa.cli", "qa_restore", "--deliverydir",
                           str(member), "--json"], capture_output=True, text=True, cwd=tmp_path,
                          timeout=600)
-    if "not available yet" in cli.stdout + cli.stderr:
-        pytest.skip("engine does not dispatch manual members yet")
     assert cli.returncode == 1, cli.stdout + cli.stderr
     assert "5.1.1" in cli.stdout + cli.stderr
     assert not os.path.exists(member / "calibrated" / f"{EB1}.ms.split.cal")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import almaqa_casa  # noqa: F401
+from almaqa_casa.delivery.member import uid_sort_key
 from almaqa_casa.restore import versionguard as vg
-from almaqa_casa.restore.discover import uid_sort_key
 from almaqa_casa.restore.scriptenv import casa_version, make_namespace, run_script
 
 PRESENT = ".".join(str(x) for x in casa_version()[0][:3])

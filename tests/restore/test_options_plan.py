@@ -6,11 +6,12 @@ import pytest
 
 from almaqa_casa.delivery.calapply import parse_calapply
 from almaqa_casa.delivery.manifest import parse_manifest
+from almaqa_casa.delivery.member import EB, Member, match_ebs, uid_sort_key
 from almaqa_casa.delivery.ppr import PPR
-from almaqa_casa.restore.discover import MemberInfo, match_ebs, uid_sort_key
 from almaqa_casa.restore.disk import DiskError, check_disk, scriptforpi_need
 from almaqa_casa.restore.options import OptionError, make_options
-from almaqa_casa.restore.plan import PlanError, disk_hints, format_plan, make_plan
+from almaqa_casa.restore.plan import PlanError, disk_hints, format_plan
+from almaqa_casa.restore.planners import plan_pipeline as make_plan
 
 GB = 10**9
 
@@ -48,17 +49,26 @@ CAL = ("applycal(vis='x.ms', field='', intent='TARGET,PHASE', spw='0', antenna='
 
 
 def _info(tmp_path, ebs=("uid___A002_X1_X1", "uid___A002_X1_X2"), raw=None, **kw):
+    """A pipeline member model built directly (no files: the planner is pure)."""
     raw = list(ebs) if raw is None else raw
+    ok, semipass, missing = match_ebs(list(ebs), raw)
     d = dict(path=str(tmp_path / "member.uid___A001_X1_X2"), mous="uid___A001_X1_X2",
-             calibration="pipeline", description={},
+             kind="pipeline", total_power=False, description={},
+             ebs=tuple(EB(uid=u, asdm=f"/r/{u}.asdm.sdm" if u in raw else None,
+                          raw_bytes=GB if u in raw else 0, session="session_1",
+                          caltables="/c/s1.caltables.tgz", session_source="manifest",
+                          calapply=f"/c/{u}.ms.calapply.txt",
+                          flagversions=f"/c/{u}.ms.flagversions.tgz", script=None)
+                       for u in ebs),
              raw_asdms={u: f"/r/{u}.asdm.sdm" for u in raw}, raw_sizes={u: GB for u in raw},
+             semipass=tuple(semipass), missing=tuple(missing),
              ppr=PPR(asdms=list(ebs), sessions={}), ppr_path="p.xml",
              calapply={u: parse_calapply(CAL.format(u=u)) for u in ebs},
              calapply_paths={u: f"/c/{u}.ms.calapply.txt" for u in ebs},
              flagversions={u: f"/c/{u}.ms.flagversions.tgz" for u in ebs},
              caltables_tgz={"session_1": "/c/s1.caltables.tgz"})
     d.update(kw)
-    return MemberInfo(**d)
+    return Member(**d)
 
 
 def test_plan_layout_and_routes(tmp_path):
@@ -98,7 +108,7 @@ def _renorm_manifest(attrs: str):
 
 def test_plan_contsub_and_renorm(tmp_path):
     """A manifest hifa_renorm becomes part of the ms step (shown by dryrun, in the digest)."""
-    from almaqa_casa.restore.executor import _digest
+    from almaqa_casa.restore.records import digest as _digest
     man = _renorm_manifest('apply="True" threshold="1.02" excludechan="{}" atm_auto_exclude="True"')
     info = _info(tmp_path, contdat="/c/cont.dat", manifest=man)
     p = make_plan(info, make_options({"docontsub": True, "dosplit": True}, None))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -162,6 +163,13 @@ def test_full_run_layout(delivery, full_run):
         assert rec["spws"] == [delivery["truth"]["renorm"]["spw"]]
         assert rec["caltable"] == str(out / "working" / f"{u}.ms.renorm.tbl")
     assert r["peak_disk_bytes"] > 0 and all("seconds" in s for s in r["steps"])
+    # the disk estimate is an upper bound of what the run used
+    assert r["peak_disk_bytes"] <= r["members"][0]["predicted_peak_bytes"]
+    # each MS once, as the user sees it: the calibrated/ link, not also its working/ target
+    for u in ebs:
+        assert str(out / f"{u}_targets.ms") in r["produced"][u]
+        assert str(out / "working" / f"{u}_targets.ms") not in r["produced"][u]
+        assert len(r["produced"][u]) == len(set(map(os.path.realpath, r["produced"][u])))
 
 
 def test_calibrated_visibilities_match_truth(delivery, full_run):
@@ -388,7 +396,7 @@ def test_dryrun_changes_nothing(delivery, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "predicted peak disk" in text and "split.cal" in text
     plan = r["members"][0]
-    assert plan["route"] == "callib" and plan["peak_bytes"] > 0
+    assert plan["route"] == "callib" and plan["predicted_peak_bytes"] > 0
 
 
 def _no_extras(names):
@@ -439,8 +447,11 @@ def test_truncated_caltables_tarball(delivery, tmp_path):
         (dst / tgz.name).write_bytes(data[: len(data) // 3])
         return {tgz.name}
     shadow = make_shadow(delivery["member_dir"], tmp_path, {"calibration": _calib_copy(mod)})
-    with pytest.raises(Exception, match=r"caltables.tgz.*(truncated|corrupt)"):
-        _restore(deliverydir=str(shadow), outdir=str(tmp_path / "o"), dosplit=True, nprocs=1)
+    r = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "o"), dosplit=True, nprocs=1)
+    assert r["status"] == "failed"
+    assert re.search(r":caltables failed: .*caltables.tgz.*(truncated|corrupt)", r["error"]), r["error"]
+    for uid, e in r["members"][0]["eb_results"].items():   # each EB fails at its first step
+        assert e["status"] == "failed" and e["not_run"] and uid in e["error"]
 
 
 def test_malformed_calapply(delivery, tmp_path):
@@ -468,8 +479,13 @@ def test_missing_caltable(delivery, tmp_path):
         (dst / name).write_text(text.replace(t, "not_delivered.tbl"))
         return {name}
     shadow = make_shadow(delivery["member_dir"], tmp_path, {"calibration": _calib_copy(mod)})
-    with pytest.raises(Exception, match=r"not_delivered.tbl"):
-        _restore(deliverydir=str(shadow), outdir=str(tmp_path / "o"), dosplit=True)
+    r = _restore(deliverydir=str(shadow), outdir=str(tmp_path / "o"), dosplit=True)
+    assert r["status"] == "failed" and "not_delivered.tbl" in r["error"]
+    res = r["members"][0]["eb_results"]
+    other = delivery["truth"]["ebs"][1]
+    assert res[u]["status"] == "failed" and "not_delivered.tbl" in res[u]["error"]
+    assert res[other]["status"] == "ok"                  # the other EB is restored
+    assert (tmp_path / "o" / f"{other}.ms.split.cal" / "table.dat").is_file()
 
 
 def test_auto_nprocs_falls_back_to_one_eb_at_a_time_when_disk_is_short(delivery, tmp_path):
@@ -479,14 +495,15 @@ def test_auto_nprocs_falls_back_to_one_eb_at_a_time_when_disk_is_short(delivery,
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("one core: nprocs=0 means one EB at a time anyway")
     params = {"outdir": str(tmp_path / "o"), "spacesaving": 2, "dosplit": True, "dryrun": True}
-    par = restore(delivery["member_dir"], dict(params, nprocs=2))["members"][0]["peak_bytes"]
-    one = restore(delivery["member_dir"], dict(params, nprocs=1))["members"][0]["peak_bytes"]
+    key = "predicted_peak_bytes"
+    par = restore(delivery["member_dir"], dict(params, nprocs=2))["members"][0][key]
+    one = restore(delivery["member_dir"], dict(params, nprocs=1))["members"][0][key]
     assert one < par
     r = restore(delivery["member_dir"], dict(params, nprocs=0), free=lambda _: (one + par) // 2)
-    assert r["members"][0]["peak_bytes"] == one
+    assert r["members"][0][key] == one
     assert any("one EB at a time" in w for w in r["warnings"])
     r = restore(delivery["member_dir"], dict(params, nprocs=0), free=lambda _: 10 * par)
-    assert r["members"][0]["peak_bytes"] == par and not any("one EB" in w for w in r["warnings"])
+    assert r["members"][0][key] == par and not any("one EB" in w for w in r["warnings"])
 
 
 def test_not_enough_disk_and_level_minus1(delivery, tmp_path, full_run):

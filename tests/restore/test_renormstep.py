@@ -120,7 +120,8 @@ def test_no_autocorrelations_warns_and_goes_on(cross_only_ms):
 
 def test_renorm_table_already_in_calapply_is_not_applied_twice(tmp_path):
     from almaqa_casa.restore.options import make_options
-    from almaqa_casa.restore.plan import format_plan, make_plan
+    from almaqa_casa.restore.plan import format_plan
+    from almaqa_casa.restore.planners import plan_pipeline as make_plan
 
     from .test_options_plan import _info, _renorm_manifest
     apps = parse_calapply(CAL)

@@ -1,0 +1,156 @@
+"""Step bodies of pipeline-calibrated interferometry (the CASA calls are in :mod:`..casasteps`)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ...atomic import atomic_output, partial_name, remove
+from ...delivery.calapply import CalApplyError
+from ...log import post
+from ..plan import Step
+from . import StepContext, body
+
+
+def _log(msg: str, level: str = "INFO") -> None:
+    post(msg, level, "qa_restore")
+
+
+@body("caltables")
+def caltables(ctx: StepContext, step: Step) -> dict:
+    from ..casasteps import extract_caltables
+    extract_caltables(step.inputs[0], step.params["tables"], ctx.plan.working)
+    return {}
+
+
+def _fixsyscaltimes(vis: str, extra: dict) -> None:
+    """The SACM/JAO pre-step: the observatory's ``fixsyscaltimes`` on the SYSCAL table."""
+    try:
+        from casarecipes.almahelpers import fixsyscaltimes
+    except ImportError:
+        msg = (f"{os.path.basename(vis)}: the delivery's restore ran fixsyscaltimes (SACM/JAO "
+               "fix), which needs casarecipes (pip install 'almaqa_casa[manual]'); the SYSCAL "
+               "times are NOT fixed (the calibrated data are unaffected)")
+        _log(msg, "WARN")
+        extra.setdefault("warnings", []).append(msg)
+        return
+    extra["fixsyscaltimes"] = bool(fixsyscaltimes(vis=vis))
+
+
+@body("ms")
+def ms(ctx: StepContext, step: Step) -> dict:
+    from .. import casasteps as cs
+    from ..renormstep import prepare
+    plan, member, uid = ctx.plan, ctx.member, step.eb
+    out, fv = step.outputs
+    asdm = os.path.abspath(member.raw_asdms[uid])
+    tmp = str(partial_name(out))
+    extra: dict = {}
+    imp = step.params.get("import") or {}
+    try:
+        extra.update(cs.import_asdm(asdm, tmp, lazy=step.params.get("lazy", True),
+                                    ocorr_mode=imp.get("ocorr_mode", "ca"),
+                                    asis=imp.get("asis", cs.ASIS),
+                                    bdfflags=imp.get("bdfflags", True)))
+        cs.copy_asdm_xml(asdm, tmp)
+        if step.params.get("fixsyscaltimes"):
+            _fixsyscaltimes(tmp, extra)
+        cs.restore_flags(tmp, member.flagversions[uid])
+        # amplitude renormalization (manifest hifa_renorm): table + TARGET lines
+        apps = prepare(tmp, step.params.get("renorm"), member.calapply[uid], plan.working,
+                       uid, extra, _log)
+        if step.params["route"] == "applycal":
+            extra["applycal_lines"] = cs.apply_calibration(tmp, apps, plan.working)
+        remove(fv)
+        os.replace(tmp + ".flagversions", fv)
+        remove(out)
+        os.replace(tmp, out)
+    finally:
+        remove(tmp)
+        remove(tmp + ".flagversions")
+    return extra
+
+
+def _has_corrected(vis: str) -> bool:
+    from casatools import table
+    tb = table()
+    tb.open(vis)
+    try:
+        return "CORRECTED_DATA" in tb.colnames()
+    finally:
+        tb.close()
+
+
+def _callib_for(ctx: StepContext, step: Step, vis: str, warnings: list[str]) -> str:
+    """The cal library for on-the-fly calibration, or '' once CORRECTED exists.
+
+    When a calapply line cannot be expressed as a cal library (e.g. a
+    partial antenna selection) the calibration is applied into the MS
+    instead (once), the step splits CORRECTED, and ``warnings`` says so.
+    """
+    from .. import casasteps as cs
+    from ..renormstep import applications
+    if step.params.get("route") != "callib":
+        return ""
+    plan, member, uid = ctx.plan, ctx.member, step.eb
+    path = os.path.join(plan.working, f"{uid}.ms.callib.txt")
+    # with the renormalization table of the ms step for TARGET, when it wrote one
+    apps = (applications(member.calapply[uid], plan.working, uid, vis)
+            if step.params.get("renorm") else member.calapply[uid])
+    try:
+        cs.write_callib(vis, apps, plan.working, path)
+        return path
+    except CalApplyError as exc:
+        if not _has_corrected(vis):
+            _log(f"{uid}: {exc}; applying the calibration into {vis} instead", "WARN")
+            cs.apply_calibration(vis, apps, plan.working)
+        warnings.append(f"{uid}: cal library not possible ({exc}); applycal route used")
+        return ""
+
+
+def _split_calibrated(ctx: StepContext, step: Step, **kw) -> dict:
+    """mstransform of the science spws of ``step.inputs[0]``, calibrated on the
+    fly (cal library) or from CORRECTED, into ``step.outputs[0]``."""
+    from .. import casasteps as cs
+    vis = step.inputs[0]
+    spws = cs.science_spws(vis)
+    warnings: list[str] = []
+    callib = _callib_for(ctx, step, vis, warnings)
+    with atomic_output(step.outputs[0], overwrite=True) as tmp:
+        cs.split_ms(vis, str(tmp), spws, callib=callib, **kw)
+    return {"spw": spws, "callib": bool(callib), "warnings": warnings}
+
+
+@body("split")
+def split(ctx: StepContext, step: Step) -> dict:
+    return _split_calibrated(ctx, step, reindex=step.params.get("reindex", False))
+
+
+@body("targets")
+def targets(ctx: StepContext, step: Step) -> dict:
+    return _split_calibrated(ctx, step, intent="OBSERVE_TARGET#ON_SOURCE")
+
+
+def _find_contdat(ctx: StepContext) -> str:
+    from ...delivery.archive import extract
+    member = ctx.member
+    if member.contdat:
+        return member.contdat
+    dest = os.path.join(ctx.plan.working, "auxproducts")
+    for tgz in member.auxproducts:
+        extract(tgz, dest, select=lambda n: n.endswith("cont.dat"))
+    found = sorted(Path(dest).rglob("*cont.dat")) if os.path.isdir(dest) else []
+    if not found:
+        raise FileNotFoundError("no PL file cont.dat found (calibration/ or auxproducts tarball)")
+    return str(found[0])
+
+
+@body("contsub")
+def contsub(ctx: StepContext, step: Step) -> dict:
+    from ...delivery.contdat import read_contdat
+    from .. import casasteps as cs
+    cont = read_contdat(_find_contdat(ctx))
+    vis = step.inputs[0]
+    spec, warns = cs.contsub_spec(vis, cont, fitorder=step.params.get("fitorder", 1))
+    with atomic_output(step.outputs[0], overwrite=True) as tmp:
+        cs.contsub(vis, str(tmp), spec, fitorder=step.params.get("fitorder", 1))
+    return {"fitspec": spec, "warnings": warns}
