@@ -27,7 +27,7 @@ from ..errors import AlmaqaError
 from ..log import post
 from .options import RestoreOptions
 from .plan import MemberPlan, Step
-from .records import is_done, mark_done, record_path
+from .records import is_done, mark_done, record_path, to_run
 from .steps import StepContext, get_body
 
 __all__ = ["run_plan", "StepFailed", "DiskSampler", "progress_line", "run_step"]
@@ -77,7 +77,7 @@ def _progress(plan: MemberPlan, msg: str, level: str = "INFO") -> None:
 def run_step(ctx: StepContext, step: Step) -> dict:
     """Run one step unless done; returns its timing record (raises on failure)."""
     plan = ctx.plan
-    if is_done(plan, step):
+    if step.id not in ctx.todo:
         _progress(plan, f"[{plan.mous}] {step.id}: already complete, skipped")
         return {"step": step.id, "seconds": 0.0, "skipped": True}
     for o in step.outputs:
@@ -232,7 +232,7 @@ def run_plan(plan: MemberPlan, member: Member, opts: RestoreOptions, nprocs: int
         # temporaries of an interrupted flag restore / tar extraction
         for leftover in list(Path(folder).glob(".fv-*")) + list(Path(folder).glob(".extract-*.partial")):
             remove(leftover)
-    ctx = StepContext(plan=plan, member=member, opts=opts)
+    ctx = StepContext(plan=plan, member=member, opts=opts, todo=to_run(plan))
     by_eb, member_steps = plan.chains()
     t0 = time.perf_counter()
     with DiskSampler(plan.calibrated) as sampler:

@@ -15,7 +15,8 @@ from pathlib import Path
 from ..atomic import write_text_atomic
 from .plan import MemberPlan, Step
 
-__all__ = ["digest", "record_path", "is_done", "mark_done", "done_steps", "read_record"]
+__all__ = ["digest", "record_path", "is_done", "mark_done", "done_steps", "read_record",
+           "to_run"]
 
 
 def digest(step: Step) -> str:
@@ -64,4 +65,30 @@ def mark_done(plan: MemberPlan, step: Step, seconds: float, extra: dict) -> None
 
 def done_steps(plan: MemberPlan) -> set[str]:
     """Ids of the steps a re-run would skip (for the dry run)."""
-    return {s.id for s in plan.steps if is_done(plan, s)}
+    return {s.id for s in plan.steps} - to_run(plan)
+
+
+def to_run(plan: MemberPlan) -> set[str]:
+    """Ids of the steps a run must execute: those not done, and the producers of
+    any input they need that is gone (e.g. the full MS a SPACESAVING=2 run
+    deleted, needed again when a re-run adds DOCONTSUB): such a producer runs
+    again, and the deletion after it too."""
+    producer = {o: s for s in plan.steps for o in s.outputs}
+    run = {s.id for s in plan.steps if not is_done(plan, s)}
+    changed = True
+    while changed:
+        changed = False
+        for s in plan.steps:
+            if s.id not in run:
+                continue
+            for i in s.inputs:
+                p = producer.get(i)
+                if p is not None and p.id not in run and not os.path.lexists(i):
+                    run.add(p.id)
+                    changed = True
+    # a deletion runs again after what it deletes was made again
+    for s in plan.steps:
+        if s.kind == "cleanup" and any(producer.get(d) is not None and producer[d].id in run
+                                       for d in s.deletes):
+            run.add(s.id)
+    return run

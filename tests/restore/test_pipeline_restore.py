@@ -691,3 +691,25 @@ def test_progress_bar_on_a_terminal(delivery, tmp_path):
     assert re.search(r"\[-{20}\] +0/%d \[" % total, text), text[-500:]
     assert f"[{'#' * 20}] {total}/{total} [" in text
     assert "\r\033[K" in text
+
+
+def test_rerun_adding_docontsub_after_spacesaving2(delivery, tmp_path, capsys):
+    """A second run asking for more (DOCONTSUB, images) after a SPACESAVING=2 run
+    re-creates the full MS it deleted, makes the new products and deletes it again."""
+    out = tmp_path / "o"
+    kw = dict(deliverydir=delivery["member_dir"], outdir=str(out), spacesaving=2, dosplit=True,
+              nprocs=1)
+    assert _restore(**kw)["status"] == "ok"
+    ebs = delivery["truth"]["ebs"]
+    assert not (out / "working" / f"{ebs[0]}.ms").exists()
+    # a dry run of the same restore says everything is complete
+    _restore(dryrun=True, **kw)
+    assert "every step is complete: a re-run changes nothing" in capsys.readouterr().out
+    r = _restore(docontsub=True, images=True, **kw)
+    assert r["status"] == "ok", r.get("error")
+    for u in ebs:
+        assert (out / f"{u}_targets_line.ms" / "table.dat").is_file()
+        assert not (out / "working" / f"{u}.ms").exists()          # deleted again (SS=2)
+    assert any(p.name.endswith(".fits") for p in (out / "images").iterdir())
+    ran = {s["step"].split(":")[-1] for s in r["steps"] if not s["skipped"]}
+    assert {"ms", "targets", "contsub", "cleanup"} <= ran and "split" not in ran

@@ -26,6 +26,8 @@ class StepContext:
     plan: MemberPlan
     member: Member
     opts: RestoreOptions
+    #: ids of the steps this run executes (:func:`..records.to_run`); the others are complete
+    todo: set[str] = dataclasses.field(default_factory=set)
 
 
 Body = Callable[[StepContext, Step], dict[str, Any]]
