@@ -138,3 +138,21 @@ def test_link_of_one_archive_redirected_by_the_next_is_refused(tmp_path):
     with pytest.raises(ArchiveError, match=r"b\.tar: link 'p/d/l'.*outside"):
         extract_archives([a, b], dest)
     assert not os.path.lexists(dest / "p/d/l")
+
+
+def test_chain_among_archive_tars_through_the_restore_engine(tmp_path):
+    """qa_restore's own unpacking of a folder of archive tars (restore.engine)."""
+    from almaqa_casa.restore.engine import find_or_unpack
+    outer = tmp_path / "outer"
+    folder = outer / "dest"
+    folder.mkdir(parents=True)
+    (outer / "flag").write_bytes(b"original")
+    _plain_tar(folder / "2025.1.00001.S_uid___A001_X1_X1_001_of_002.tar",
+               {"2025.1.00001.S/README": b"r"})
+    poc = pathmax_chain_tar(folder / "2025.1.00001.S_uid___A001_X1_X1_002_of_002.tar",
+                            str(folder), gz=False)
+    with pytest.raises(ArchiveError, match=rf"{poc}: member 'escape' .*outside"):
+        find_or_unpack(str(folder), dryrun=False)
+    assert (outer / "flag").read_bytes() == b"original"
+    assert sorted(os.listdir(outer)) == ["dest", "flag"]
+    assert not list(tmp_path.rglob("newfile"))
