@@ -176,6 +176,8 @@ def _prescan(line: str, where: str) -> None:
             if prev is not None and prev.string == "-" and tok.type != tokenize.NUMBER:
                 raise CalApplyError(f"{where}: '-' must precede a number")
             prev = tok if tok.type == tokenize.OP else None
+    except CalApplyError:
+        raise
     except (tokenize.TokenError, SyntaxError, ValueError) as exc:
         msg = exc.args[0] if exc.args else exc
         raise CalApplyError(f"{where}: not a valid applycal(...) line ({msg})") from None

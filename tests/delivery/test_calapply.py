@@ -119,20 +119,20 @@ _HEAD = "applycal(vis='a', field='', intent='', spw='', antenna='', gaintable=['
 @pytest.mark.parametrize("tail, why", [
     ("scan=" + "+".join(["1"] * 100_000) + ")", "operator '\\+' is not allowed"),
     ("scan='' + " + " + ".join(["''"] * 100_000) + ")", "line of 500084 characters"),
-    ("calwt=" + "[" * 100_000 + "]" * 100_000 + ")", "nested deeper than 8|valid applycal"),
+    ("calwt=" + "[" * 100_000 + "]" * 100_000 + ")", "brackets nested deeper than 8"),
     ("calwt=[" + "- " * 100_000 + "1])", "'-' must precede a number"),
-    ("scan=" + "a." * 100_000 + "b)", "operator '.' is not allowed"),
-    ("scan='" + "x" * 300_000 + "')", "line of 3000.. characters \\(longest accepted 262144\\)"),
-    ("scan=not 1)", "not a literal|not allowed"),
-    ("scan=lambda: 1)", "not allowed"),
-    ("scan=f'{1}')", "not allowed"),
-    ("scan=(yield))", "not a literal|not a valid"),
+    ("scan=" + "a." * 100_000 + "b)", "operator '\\.' is not allowed"),
+    ("scan='" + "x" * 300_000 + "')", "line of 300084 characters \\(longest accepted 262144\\)"),
+    ("scan=not 1)", "the value of 'scan' is not a literal"),
+    ("scan=lambda: 1)", "operator ':' is not allowed"),
+    ("scan=f'{1}')", "FSTRING_START \"f'\" is not allowed|operator '{' is not allowed"),
+    ("scan=(yield))", "the value of 'scan' is not a literal"),
 ])
 def test_hostile_expressions_give_calapply_errors(tail, why):
     """A 100,000-term expression (or deep nesting) is refused before parsing: never a
     RecursionError or MemoryError, always the file and the line."""
     text = "# Apply file\n\n" + _HEAD + tail + "\n"
-    with pytest.raises(CalApplyError, match=rf"h\.calapply\.txt, line 3: .*({why})"):
+    with pytest.raises(CalApplyError, match=rf"h\.calapply\.txt, line 3: ({why})"):
         parse_calapply(text, "h.calapply.txt")
 
 
