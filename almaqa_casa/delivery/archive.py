@@ -40,6 +40,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from ..atomic import partial_name
 from ..errors import InputError
 from ..log import post
 from ..safeio import open_regular
@@ -72,6 +73,8 @@ STATE_DIR = ".almaqa-extract"
 
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, *_LZMA_ERRORS)
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+#: the destination itself is the caller's choice (it may be reached through a link)
+_OPEN_DEST = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 _NEW_FILE = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
 _CHUNK = 1 << 20
 _SPACE_MARGIN = 64 << 20          # keep this much free on the destination's disk
@@ -379,7 +382,7 @@ def _check_links(dest: str, links: Iterable[tuple[str, ...]], archive: str) -> N
     links = list(links)
     if not links:
         return
-    root_fd = os.open(dest, _OPEN_DIR)
+    root_fd = os.open(dest, _OPEN_DEST)
     try:
         lookup = _physical_lookup(root_fd)
         bad = []
@@ -401,10 +404,6 @@ def _check_links(dest: str, links: Iterable[tuple[str, ...]], archive: str) -> N
     if bad:
         raise ArchiveError(f"{archive}: link {bad[0][0]!r} {bad[0][1]} once placed in {dest} "
                            "(the link was removed)")
-
-
-def _tmp_beside(dest: Path, prefix: str) -> Path:
-    return dest / f"{prefix}{uuid.uuid4().hex[:12]}.partial"
 
 
 def extract(archive: str | os.PathLike, dest: str | os.PathLike,
@@ -429,7 +428,7 @@ def extract(archive: str | os.PathLike, dest: str | os.PathLike,
     archive = os.fspath(archive)
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_beside(dest, ".extract-")
+    tmp = partial_name(dest / "extract")     # .extract.partial-*: atomic.clean_partials' pattern
     try:
         planner = _extract_to(archive, str(tmp), select, limits)
         return _move_into(tmp, dest, merge, planner, archive)
@@ -441,7 +440,7 @@ def _move_into(tmp: Path, dest: Path, merge: bool, planner: Planner, archive: st
     tops = sorted(os.listdir(tmp))
     sfd = os.open(tmp, _OPEN_DIR)
     try:
-        dfd = os.open(dest, _OPEN_DIR)
+        dfd = os.open(dest, _OPEN_DEST)
         try:
             for top in tops:
                 _place(sfd, dfd, top, merge)

@@ -216,3 +216,16 @@ def test_archive_kinds_and_limits():
     assert limits_for("flagversions", env={}) == LIMITS["flagversions"]
     assert limits_for("flagversions", ms_bytes=1 << 40, env={}).max_bytes == 1 << 38
     assert limits_for("caltables", env={"ALMAQA_EXTRACT_MAX_BYTES": "1e6"}).max_bytes == 10 ** 6
+
+
+def test_destination_reached_through_a_link(tmp_path):
+    """The caller's destination may be a link (a working folder on another disk);
+    only what the archive holds is never followed."""
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "dest")
+    a = _tar2(tmp_path / "a.tgz", [("t.tbl/table.dat", "file", b"1"), ("t.tbl/l", "sym", "table.dat")])
+    assert [p.name for p in extract(a, tmp_path / "dest")] == ["t.tbl"]
+    assert (real / "t.tbl/table.dat").read_bytes() == b"1"
+    from almaqa_casa.delivery.archive import extract_archives
+    assert extract_archives([a], tmp_path / "dest").tops == ["t.tbl"]
