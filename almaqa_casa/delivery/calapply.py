@@ -15,25 +15,38 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import io
 import os
 import re
+import tokenize
+import warnings
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
-from ..errors import AlmaqaError
+from ..errors import AlmaqaError, InputError
+from ..safeio import read_text
 
 __all__ = [
     "APPLY_INTENTS",
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_LINE",
     "PIPELINE_INTENT_OF_OBSMODE",
     "CalApplication",
     "CalApplyError",
     "caltables",
     "casa_intents",
+    "drop_full_antenna_selection",
+    "format_calapply",
     "parse_calapply",
     "read_calapply",
     "rebase_tables",
+    "selects_every_antenna",
     "to_callib",
 ]
+
+MAX_BYTES = 16 << 20     #: largest calapply.txt read (real ones: a few kB)
+MAX_LINE = 256 << 10     #: longest line (real lines: a few kB)
+MAX_DEPTH = 8            #: deepest bracket nesting (real lines: 3, ``applycal([[...]])``)
 
 #: Keywords an applycal line must/may carry (CALLIB ``as_applycal``).
 _REQUIRED = ("gaintable",)
@@ -125,13 +138,73 @@ def _spwmap(value, where) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-def parse_line(line: str, filename: str = "<calapply>", lineno: int = 0) -> CalApplication:
-    """Parse one ``applycal(...)`` line (never evaluated as code)."""
-    where = _where(filename, lineno)
+_TOKENS_OK = {tokenize.NAME, tokenize.STRING, tokenize.NUMBER, tokenize.NEWLINE,
+              tokenize.NL, tokenize.ENDMARKER, tokenize.COMMENT}
+_OPS_OK = {"(", ")", "[", "]", ",", "=", "-", "."}
+_MAX_DOTS = 16           # attribute access is never a literal; a few reach the literal check
+
+
+def _prescan(line: str, where: str) -> None:
+    """Refuse, before :func:`ast.parse` sees it, a line that no literal
+    ``applycal(...)`` call can be: too long, nested too deep, any operator
+    (a 100,000-term sum would otherwise exhaust the parser's recursion)."""
+    if len(line) > MAX_LINE:
+        raise CalApplyError(f"{where}: line of {len(line)} characters (longest accepted "
+                            f"{MAX_LINE})")
+    depth = dots = 0
+    prev = None
     try:
-        tree = ast.parse(line.strip(), mode="eval")
+        for tok in tokenize.generate_tokens(io.StringIO(line).readline):
+            if tok.type == tokenize.OP:
+                if tok.string not in _OPS_OK:
+                    raise CalApplyError(f"{where}: operator {tok.string!r} is not allowed "
+                                        "(applycal arguments are literals)")
+                if tok.string == ".":
+                    dots += 1
+                    if dots > _MAX_DOTS:
+                        raise CalApplyError(f"{where}: operator '.' is not allowed "
+                                            "(applycal arguments are literals)")
+                elif tok.string in "([":
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        raise CalApplyError(f"{where}: brackets nested deeper than {MAX_DEPTH}")
+                elif tok.string in ")]":
+                    depth -= 1
+            elif tok.type not in _TOKENS_OK:
+                raise CalApplyError(f"{where}: {tokenize.tok_name.get(tok.type, 'token')} "
+                                    f"{tok.string!r} is not allowed (literals only)")
+            if prev is not None and prev.string == "-" and tok.type != tokenize.NUMBER:
+                raise CalApplyError(f"{where}: '-' must precede a number")
+            prev = tok if tok.type == tokenize.OP else None
+    except CalApplyError:
+        raise
+    except (tokenize.TokenError, SyntaxError, ValueError) as exc:
+        msg = exc.args[0] if exc.args else exc
+        raise CalApplyError(f"{where}: not a valid applycal(...) line ({msg})") from None
+
+
+def _table_name(path: str, where: str) -> str:
+    """The basename a gaintable path is reduced to; it must name a table, not a folder."""
+    name = os.path.basename(path.rstrip("/"))
+    if name in ("", ".", "..") or "\0" in path:
+        raise CalApplyError(f"{where}: gaintable {path!r} does not name a table")
+    return name
+
+
+def parse_line(line: str, filename: str = "<calapply>", lineno: int = 0) -> CalApplication:
+    """Parse one ``applycal(...)`` line (never evaluated as code; bounded)."""
+    where = _where(filename, lineno)
+    line = line.strip()
+    _prescan(line, where)
+    try:
+        with warnings.catch_warnings():        # e.g. invalid escapes in delivered strings
+            warnings.simplefilter("ignore")
+            tree = ast.parse(line, mode="eval")
     except SyntaxError as exc:
         raise CalApplyError(f"{where}: not a valid applycal(...) line ({exc.msg})") from None
+    except (ValueError, MemoryError, RecursionError) as exc:
+        raise CalApplyError(f"{where}: not a valid applycal(...) line "
+                            f"({type(exc).__name__})") from None
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
             and call.func.id == "applycal"):
@@ -164,6 +237,8 @@ def parse_line(line: str, filename: str = "<calapply>", lineno: int = 0) -> CalA
     n = len(gaintable)
     if n == 0 or any(not t for t in gaintable):
         raise CalApplyError(f"{where}: gaintable is empty")
+    for t in gaintable:
+        _table_name(t, where)
     gainfield = _as_list(args.get("gainfield", [""] * n), str, "gainfield", where)
     interp = _as_list(args.get("interp", [""] * n), str, "interp", where)
     calwt = _as_list(args.get("calwt", [True] * n), bool, "calwt", where)
@@ -200,7 +275,7 @@ def parse_calapply(text: str, filename: str = "<calapply>") -> list[CalApplicati
         ``applycal(...)`` call, or when the file holds no applycal line.
     """
     out = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue
@@ -211,13 +286,27 @@ def parse_calapply(text: str, filename: str = "<calapply>") -> list[CalApplicati
 
 
 def read_calapply(path: str | os.PathLike) -> list[CalApplication]:
-    """Read and parse a calapply.txt file."""
-    path = Path(path)
+    """Read and parse a calapply.txt file (a regular file of at most :data:`MAX_BYTES`)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="strict")
-    except UnicodeDecodeError as exc:
-        raise CalApplyError(f"{path}: not UTF-8 text ({exc})") from None
-    return parse_calapply(text, str(path))
+        text = read_text(path, MAX_BYTES, what="calapply.txt")
+    except InputError as exc:
+        raise CalApplyError(str(exc)) from None
+    return parse_calapply(text, os.fspath(path))
+
+
+def format_line(app: CalApplication) -> str:
+    """The ``applycal(...)`` line for ``app``, in the pipeline's argument order."""
+    args = [("vis", app.vis), ("field", app.field), ("intent", app.intent), ("spw", app.spw),
+            ("antenna", app.antenna), ("gaintable", list(app.gaintable)),
+            ("gainfield", list(app.gainfield)), ("spwmap", [list(m) for m in app.spwmap]),
+            ("interp", list(app.interp)), ("calwt", list(app.calwt)), *app.extra]
+    return "applycal(" + ", ".join(f"{k}={v!r}" for k, v in args) + ")"
+
+
+def format_calapply(apps: Sequence[CalApplication], vis_name: str = "") -> str:
+    """calapply.txt text (``# Apply file for <vis>`` then one line per application)."""
+    head = [f"# Apply file for {vis_name}"] if vis_name else []
+    return "\n".join(head + [format_line(a) for a in apps]) + "\n"
 
 
 def caltables(apps: Iterable[CalApplication]) -> list[str]:
@@ -225,7 +314,7 @@ def caltables(apps: Iterable[CalApplication]) -> list[str]:
     seen: dict[str, None] = {}
     for a in apps:
         for t in a.gaintable:
-            seen.setdefault(os.path.basename(t.rstrip("/")), None)
+            seen.setdefault(_table_name(t, a.source), None)
     return list(seen)
 
 
@@ -237,8 +326,7 @@ def rebase_tables(apps: Sequence[CalApplication], table_dir: str, vis: str) -> l
     """
     out = []
     for a in apps:
-        tables = tuple(os.path.join(table_dir, os.path.basename(t.rstrip("/")))
-                       for t in a.gaintable)
+        tables = tuple(os.path.join(table_dir, _table_name(t, a.source)) for t in a.gaintable)
         out.append(dataclasses.replace(a, gaintable=tables, vis=vis))
     return out
 
@@ -280,25 +368,62 @@ def antenna_ids(selection: str) -> set[int] | None:
     out: set[int] = set()
     for part in selection.split(","):
         part = part.strip()
-        m = re.fullmatch(r"(\d+)(?:~(\d+))?", part)
+        m = re.fullmatch(r"(\d{1,6})(?:~(\d{1,6}))?", part)
         if not m:
             return None
         lo = int(m.group(1))
         hi = int(m.group(2)) if m.group(2) else lo
+        if hi < lo or hi - lo > 100_000:
+            return None
         out.update(range(lo, hi + 1))
     return out
 
 
-def drop_full_antenna_selection(apps: Sequence[CalApplication], nant: int) -> list[CalApplication]:
-    """Clear antenna selections that select every antenna of the MS (``0~nant-1``).
+def selects_every_antenna(selection: str, antennas: int | Sequence[str]) -> bool | None:
+    """Whether a CASA antenna selection selects every antenna of an MS (pure).
 
-    The pipeline writes ``antenna='0~7'`` for all antennas; a cal library has
-    no antenna selection, and selecting all antennas is the same as none.
+    ``antennas`` is the MS's ANTENNA table: its names in row order (or just
+    its row count).  The selection may list ids (``'0~41'``, a range past
+    the last antenna as real calapply files have), ``*``, or exact antenna
+    names (``'DA41,DV02'``).  ``True``: every antenna is selected (the same
+    as no selection); ``False``: some are left out; ``None``: the selection
+    uses syntax decided here only by CASA (baselines ``&``, negation ``!``,
+    wildcards, regular expressions, names that are numbers).
+    """
+    names = [] if isinstance(antennas, int) else [str(n) for n in antennas]
+    nant = antennas if isinstance(antennas, int) else len(names)
+    if any(n.isdigit() for n in names):
+        return None                         # '5' could be a name or an index
+    index = {n: i for i, n in enumerate(names)}
+    chosen: set[int] = set()
+    for part in selection.split(","):
+        part = part.strip()
+        if part == "*":
+            return True
+        ids = antenna_ids(part)
+        if ids is not None:
+            chosen |= ids
+        elif part in index:
+            chosen.add(index[part])
+        else:
+            return None
+    return chosen >= set(range(nant))
+
+
+def drop_full_antenna_selection(apps: Sequence[CalApplication],
+                                antennas: int | Sequence[str]) -> list[CalApplication]:
+    """Clear antenna selections that select every antenna of the MS.
+
+    The pipeline writes ``antenna='0~7'`` (and real files ``'0~41'`` on MSs
+    of fewer antennas) for all antennas; a cal library has no antenna
+    selection, and selecting all antennas is the same as none.  ``antennas``:
+    the MS's antenna names in row order (or their count).  Partial or
+    undecidable selections are kept (:func:`to_callib` then refuses them and
+    the restore falls back to applycal).
     """
     out = []
     for a in apps:
-        ids = antenna_ids(a.antenna) if a.antenna else None
-        if ids is not None and ids >= set(range(nant)):
+        if a.antenna and selects_every_antenna(a.antenna, antennas):
             a = dataclasses.replace(a, antenna="")
         out.append(a)
     return out

@@ -203,13 +203,24 @@ def apply_calibration(vis: str, apps: Sequence[CalApplication], table_dir: str) 
 
 def write_callib(vis: str, apps: Sequence[CalApplication], table_dir: str, path: str) -> str:
     """Write the cal library equivalent of the calapply lines for ``vis``."""
-    apps = drop_full_antenna_selection(rebase_tables(apps, table_dir, vis), n_antennas(vis))
+    apps = drop_full_antenna_selection(rebase_tables(apps, table_dir, vis), antenna_names(vis))
     _check_tables(apps)
     modes = state_obsmodes(vis)
     intent_of = {a.intent: casa_intents(restrict_intents(a.intent), modes) for a in apps}
     text = to_callib(apps, intent_of)
     Path(path).write_text(text)
     return path
+
+
+def antenna_names(vis: str) -> list[str]:
+    """NAME column of the MS's ANTENNA table, in row order (antenna id = row)."""
+    from casatools import table
+    tb = table()
+    tb.open(os.path.join(vis, "ANTENNA"))
+    try:
+        return [str(n) for n in tb.getcol("NAME")] if tb.nrows() else []
+    finally:
+        tb.close()
 
 
 def n_antennas(vis: str) -> int:
