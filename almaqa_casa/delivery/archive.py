@@ -65,7 +65,7 @@ except ImportError:      # Python built without lzma
 
 __all__ = ["LIMITS", "STATE_DIR", "ArchiveError", "ExtractReport", "Limits", "archive_kind",
            "check_member", "extract", "extract_archives", "extract_into", "limits_for",
-           "list_members"]
+           "list_members", "pending_archives"]
 
 #: Folder (inside the destination) of :func:`extract_archives`' records and
 #: temporary folders.  Dot-prefixed: never a delivery folder.
@@ -523,6 +523,19 @@ def _write_record(path: Path, rec: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def pending_archives(tars: Sequence[str | os.PathLike], dest: str | os.PathLike) -> list[str]:
+    """The archive tars :func:`extract_archives` would (re-)extract into ``dest`` (no I/O
+    beyond reading its records): for a dry run of an interrupted extraction."""
+    state = Path(dest) / STATE_DIR
+    out: list[str] = []
+    for archive in map(os.fspath, tars):
+        rec = None if out else _read_record(_record_path(state, archive))
+        if (rec is None or rec.get("signature") != _signature(archive)
+                or not all(os.path.lexists(Path(dest) / t) for t in rec.get("tops", []))):
+            out.append(archive)
+    return out
 
 
 @contextlib.contextmanager

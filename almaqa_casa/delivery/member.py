@@ -26,9 +26,11 @@ import tarfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from .. import safeio
 from ..errors import AlmaqaError
 from . import layout
 from .calapply import CalApplication, read_calapply
+from .contdat import ContDat, parse_contdat
 from .manifest import Manifest, read_manifest
 from .ppr import PPR, read_ppr
 from .restorescript import RestoreScript, read_restore_script
@@ -176,7 +178,9 @@ class Member:
     auxproducts: list[str] = dataclasses.field(default_factory=list)
     aux_members: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     aux_files: dict[str, str] = dataclasses.field(default_factory=dict)   #: loose: name -> path
-    contdat: str = ""                  #: loose cont.dat ('' -> look in auxproducts)
+    contdat: str = ""                  #: cont.dat: loose path, or '<auxproducts.tgz>::<member>'
+    contdat_parsed: ContDat | None = None
+    contdat_error: str = ""            #: why cont.dat cannot be read (file and line)
     selfcal_json: str = ""             #: loose, or '<auxproducts.tgz>::<member>'
     jyperk: str = ""                   #: loose, or '<auxproducts.tgz>::<member>'
     manual_scripts: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -251,25 +255,24 @@ def dir_size(path: str | os.PathLike) -> int:
 
 
 def read_small_text(path: str | os.PathLike, limit: int = MAX_TEXT_BYTES) -> str:
-    """A delivered text file, never a special file, at most ``limit`` bytes.
+    """A delivered text file (never a special file, at most ``limit`` bytes).
 
-    Raises
-    ------
-    DeliveryError
-        A FIFO, device or socket, or a file larger than ``limit``.
+    Undecodable bytes are replaced: scripts and logs of old eras are not
+    always UTF-8, and what is read from them is ASCII.  Raises the
+    :mod:`almaqa_casa.safeio` errors (``InputError``) naming the file.
     """
-    path = str(path)
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise DeliveryError(f"{path}: not a regular file (FIFO, device or socket); not read")
-    if st.st_size > limit:
-        raise DeliveryError(f"{path}: {st.st_size} bytes; a delivered text of this kind is "
-                            f"far smaller (limit {limit})")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise DeliveryError(f"{path}: not a regular file; not read")
-        return fh.read(limit + 1).decode("utf-8", errors="replace")
+    return safeio.read_bytes(path, limit, what="delivered text").decode("utf-8", "replace")
+
+
+def _aux_text(tgz: str, member: str, limit: int = 16 * 2**20) -> str:
+    """One small regular file of an auxiliary tarball, read in memory (no extraction)."""
+    with tarfile.open(tgz, mode="r:*") as tar:
+        info = tar.getmember(member)
+        if not info.isfile() or info.size > limit:
+            raise DeliveryError(f"{tgz}: member {member!r} is not a small regular file")
+        fh = tar.extractfile(info)
+        data = fh.read(limit + 1) if fh else b""
+    return safeio.decode_text(data, f"{tgz}::{member}")
 
 
 def _names(folder: Path) -> list[str]:
@@ -480,6 +483,18 @@ def read_member(member: str | os.PathLike) -> Member:
                       calapply=calapply_paths.get(uid), flagversions=flagversions.get(uid),
                       script=manual_scripts.get(uid)))
 
+    contdat = aux_files.get("cont.dat", "") or _in_aux(aux_members, "*cont.dat")
+    contdat_parsed, contdat_error = None, ""
+    if contdat:
+        try:
+            if "::" in contdat:
+                tgz, name = contdat.split("::", 1)
+                contdat_parsed = parse_contdat(_aux_text(tgz, name), contdat)
+            else:
+                contdat_parsed = parse_contdat(read_small_text(contdat), contdat)
+        except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
+            contdat_error = str(exc)
+
     pairs, pb_problems = _pb_pairs(product)
     problems += pb_problems
     usedimpipe = False
@@ -516,7 +531,8 @@ def read_member(member: str | os.PathLike) -> Member:
         import_opts=import_options(script, total_power),
         calapply=calapply, calapply_paths=calapply_paths, flagversions=flagversions,
         caltables_tgz=caltables_tgz, auxproducts=auxproducts, aux_members=aux_members,
-        aux_files=aux_files, contdat=aux_files.get("cont.dat", ""),
+        aux_files=aux_files, contdat=contdat, contdat_parsed=contdat_parsed,
+        contdat_error=contdat_error,
         selfcal_json=aux_files.get("selfcal.json", "") or _in_aux(aux_members, "*selfcal.json"),
         jyperk=next((v for k, v in aux_files.items() if "jyperk" in k), "")
         or _in_aux(aux_members, "*jyperk*.csv"),

@@ -119,13 +119,21 @@ def copy_asdm_xml(asdm: str, vis: str) -> None:
             shutil.copyfile(src, os.path.join(vis, name))
 
 
-def restore_flags(vis: str, flagversions_tgz: str, version: str = "Pipeline_Final") -> None:
-    """Replace ``<vis>.flagversions`` by the delivered one and restore ``version``."""
+def restore_flags(vis: str, flagversions_tgz: str, version: str = "Pipeline_Final",
+                  data_bytes: int | None = None) -> None:
+    """Replace ``<vis>.flagversions`` by the delivered one and restore ``version``.
+
+    ``data_bytes`` (the EB's ASDM size) bounds what the tarball may expand
+    to: flag versions hold about one bit per visibility.
+    """
     from casatasks import flagmanager
     from casatools import table
+
+    from ..delivery.tarsafe import limits_for
     fv = vis + ".flagversions"
     with tempfile.TemporaryDirectory(dir=os.path.dirname(vis), prefix=".fv-") as tmp:
-        extract(flagversions_tgz, tmp)
+        extract(flagversions_tgz, tmp, limits=limits_for("flagversions", ms_bytes=data_bytes)
+                if data_bytes else None)
         found = [p for p in Path(tmp).iterdir() if p.name.endswith(".flagversions")]
         if len(found) != 1:
             raise RestoreStepError(f"{flagversions_tgz}: expected one <ms>.flagversions folder, "

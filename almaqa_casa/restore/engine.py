@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..delivery import layout
-from ..delivery.archive import extract_into
+from ..delivery.archive import extract_archives, pending_archives
 from ..delivery.member import Member, read_member, read_small_text
 from ..errors import AlmaqaError
 from ..lock import FolderLock
@@ -60,21 +60,40 @@ def _archives(folder: Path) -> list[Path]:
         fnmatch.fnmatchcase(p.name, pat) for pat in ("*.tar", "*.tar.gz", "*.tgz")))
 
 
-def find_or_unpack(deliverydir: str, dryrun: bool) -> tuple[list[Path], list[str]]:
-    """Member folders of the delivery; archive tars in the folder are unpacked first."""
-    notes = []
-    members = layout.find_members(deliverydir)
-    tars = _archives(Path(deliverydir))
-    if tars and not members:
-        if dryrun:
-            notes.append("archive tar files found; they would be extracted into "
-                         f"{deliverydir}: " + ", ".join(t.name for t in tars))
-            return [], notes
-        _log(f"extracting {len(tars)} archive file(s) into {deliverydir}")
-        extract_into(tars, deliverydir)
-        notes.append("extracted: " + ", ".join(t.name for t in tars))
-        members = layout.find_members(deliverydir)
-    return members, notes
+def find_or_unpack(deliverydir: str, dryrun: bool, outdir: str = ""
+                   ) -> tuple[list[Path], list[str]]:
+    """Member folders of the delivery; archive tars in the folder are extracted first.
+
+    Extraction is resumable (:func:`~almaqa_casa.delivery.archive.extract_archives`
+    records each tar it completes): it runs whenever the folder holds archive
+    tars, so a restore interrupted during the extraction completes it on the
+    next run.  The tars are extracted beside themselves, or, when that folder
+    is read-only, into ``<outdir>/extracted``.
+    """
+    notes: list[str] = []
+    folder = Path(deliverydir)
+    tars = _archives(folder)
+    if not tars:
+        return layout.find_members(deliverydir), notes
+    dest = folder
+    if not _writable_parent(str(folder))[0]:
+        if not outdir:
+            raise NotWritable(f"{deliverydir}: the archive tars cannot be extracted here (the "
+                              "folder is not writable); give an output folder: "
+                              "qa_restore(..., outdir='/a/writable/folder')")
+        dest = Path(outdir) / "extracted"
+    if dryrun:
+        todo = pending_archives(tars, dest)
+        if not todo:       # extracted before: plan what is there
+            return layout.find_members(dest), notes
+        notes.append(f"archive tar files found; they would be extracted into {dest} (resumably): "
+                     + ", ".join(os.path.basename(t) for t in todo))
+        return [], notes
+    _log(f"extracting {len(tars)} archive file(s) into {dest}")
+    report = extract_archives(tars, dest)
+    if report.extracted:
+        notes.append("extracted: " + ", ".join(os.path.basename(t) for t in report.extracted))
+    return layout.find_members(dest), notes
 
 
 # ---- I/O around the planners ------------------------------------------------------------
@@ -383,7 +402,7 @@ def restore(deliverydir: str, params: Mapping[str, Any],
                                           "postscripts": opts.postscripts,
                                           "sources": dict(opts.sources)},
                               "status": "failed"}
-    members, notes = find_or_unpack(deliverydir, opts.dryrun)
+    members, notes = find_or_unpack(deliverydir, opts.dryrun, opts.outdir)
     result["warnings"] += notes
     if not members:
         if opts.dryrun and notes:

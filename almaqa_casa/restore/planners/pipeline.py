@@ -114,9 +114,11 @@ def plan_pipeline(member: Member, opts: RestoreOptions, texts: dict[str, str] | 
         warnings.append("self-calibration was used by the pipeline: DOCONTSUB is on "
                         "(as scriptForPI.py from Cycle 10); self-calibration itself is not "
                         "re-applied (it is not recorded in calapply.txt)")
-    if docontsub and not member.contdat and not member.auxproducts:
+    if docontsub and not member.contdat:
         warnings.append("no PL file cont.dat found. No continuum subtraction performed.")
         docontsub = False
+    if docontsub and member.contdat_error:   # before any work, naming file and line
+        raise PlanError(f"DOCONTSUB: {member.contdat_error}")
     keep_ms = not (split_wanted and level >= 2)
     route = "applycal" if keep_ms else "callib"
     sacm = member.restore_script.presteps_fixsyscaltimes if member.restore_script else ()
@@ -160,9 +162,8 @@ def plan_pipeline(member: Member, opts: RestoreOptions, texts: dict[str, str] | 
                               outputs=[tms], params={"route": route, "renorm": rn_flag},
                               adds=int(raw * fm["split"]), after=[f"{uid}:ms"]))
             steps.append(Step(id=f"{uid}:contsub", kind="contsub", eb=uid,
-                              inputs=[tms, member.contdat or "auxproducts:cont.dat"],
-                              outputs=[lms], params={"contdat": member.contdat,
-                                                     "auxproducts": member.auxproducts},
+                              inputs=[tms, member.contdat], outputs=[lms],
+                              params={"contdat": member.contdat},
                               adds=int(raw * fm["split"]), after=[f"{uid}:targets"]))
         if split_wanted:
             out = os.path.join(calibrated, f"{uid}.ms.split.cal")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from ...atomic import atomic_output, partial_name, remove
 from ...delivery.calapply import CalApplyError
@@ -54,7 +53,7 @@ def ms(ctx: StepContext, step: Step) -> dict:
         cs.copy_asdm_xml(asdm, tmp)
         if step.params.get("fixsyscaltimes"):
             _fixsyscaltimes(tmp, extra)
-        cs.restore_flags(tmp, member.flagversions[uid])
+        cs.restore_flags(tmp, member.flagversions[uid], data_bytes=member.raw_sizes.get(uid))
         # amplitude renormalization (manifest hifa_renorm): table + TARGET lines
         apps = prepare(tmp, step.params.get("renorm"), member.calapply[uid], plan.working,
                        uid, extra, _log)
@@ -130,25 +129,12 @@ def targets(ctx: StepContext, step: Step) -> dict:
     return _split_calibrated(ctx, step, intent="OBSERVE_TARGET#ON_SOURCE")
 
 
-def _find_contdat(ctx: StepContext) -> str:
-    from ...delivery.archive import extract
-    member = ctx.member
-    if member.contdat:
-        return member.contdat
-    dest = os.path.join(ctx.plan.working, "auxproducts")
-    for tgz in member.auxproducts:
-        extract(tgz, dest, select=lambda n: n.endswith("cont.dat"))
-    found = sorted(Path(dest).rglob("*cont.dat")) if os.path.isdir(dest) else []
-    if not found:
-        raise FileNotFoundError("no PL file cont.dat found (calibration/ or auxproducts tarball)")
-    return str(found[0])
-
-
 @body("contsub")
 def contsub(ctx: StepContext, step: Step) -> dict:
-    from ...delivery.contdat import read_contdat
     from .. import casasteps as cs
-    cont = read_contdat(_find_contdat(ctx))
+    cont = ctx.member.contdat_parsed       # read and checked when the member was read
+    if cont is None:
+        raise FileNotFoundError(ctx.member.contdat_error or "no PL file cont.dat found")
     vis = step.inputs[0]
     spec, warns = cs.contsub_spec(vis, cont, fitorder=step.params.get("fitorder", 1))
     with atomic_output(step.outputs[0], overwrite=True) as tmp:
