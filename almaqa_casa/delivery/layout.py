@@ -30,7 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import era as _era
-from .products import IMAGE_ROLES, NAMING_FREE_FORM, POL_DERIVED, POL_INPUT, classify_name
+from .products import (
+    IMAGE_ROLES,
+    NAMING_FREE_FORM,
+    POL_DERIVED,
+    POL_INPUT,
+    ProductFile,
+    classify_name,
+)
 
 __all__ = [
     "KINDS",
@@ -146,8 +153,13 @@ def readme_name(mous: str, names: Iterable[str]) -> str | None:
     return None
 
 
-def classify(listing: MemberListing) -> Delivery:
-    """Classify a member from its file names (pure)."""
+def classify(listing: MemberListing,
+             product_files: Mapping[str, ProductFile | None] | None = None) -> Delivery:
+    """Classify a member from its file names (pure).
+
+    ``product_files`` may give the classification of the names in
+    ``product/`` (``products.classify_name``) when the caller has it already.
+    """
     f = listing.folders
     script = f.get("script", ())
     calib = f.get("calibration", ())
@@ -164,7 +176,9 @@ def classify(listing: MemberListing) -> Delivery:
         calibration = "unknown"
     rerun_only = calibration == "pipeline" and not restore and bool(pipescript)
 
-    files = [p for p in (classify_name(n) for n in product) if p is not None]
+    known = product_files or {}
+    files = [p for p in (known[n] if n in known else classify_name(n) for n in product)
+             if p is not None]
     images = [p for p in files if p.role in IMAGE_ROLES]
     manual_imgs = [p for p in images if p.manual]
     pipe_imgs = [p for p in images if not p.manual]

@@ -66,6 +66,7 @@ __all__ = [
     "classify_name",
     "mask_for",
     "orphans",
+    "pair",
     "pb_candidates",
     "pb_for",
     "product_set_for",
@@ -184,6 +185,13 @@ class ProductSet:
         return d
 
 
+def _new(cls, **fields):
+    """A frozen dataclass instance without the per-field ``__setattr__`` cost (thousands per member)."""
+    obj = object.__new__(cls)
+    obj.__dict__.update(fields)
+    return obj
+
+
 # ---- one name ----------------------------------------------------------------------
 def _naming_of(p: ProductName) -> str:
     if p.mous is None:
@@ -202,7 +210,8 @@ def classify_name(name: str) -> ProductFile | None:
     """
     if not isinstance(name, str) or not name.strip("/") or "\x00" in name:
         return None
-    folder, base = posixpath.split(name.rstrip("/"))
+    bare = name.rstrip("/")
+    folder, base = posixpath.split(bare) if "/" in bare else ("", bare)
     if not base:
         return None
     stem, ext = split_extension(base)
@@ -210,10 +219,17 @@ def classify_name(name: str) -> ProductFile | None:
         stem, ext = base, ""
     parsed = parse_name(base if ext else base + ".fits")
     if parsed is not None:
-        return ProductFile(name=name, folder=folder, base=base, role=parsed.kind,
-                           key=parsed.image_key, taylor=parsed.taylor, ext=ext,
-                           naming=_naming_of(parsed), layer=parsed.layer, version=parsed.version,
-                           stokes=parsed.stokes, parsed=parsed)
+        layer, version = parsed.layer, parsed.version
+        # the name without its layer: ProductName.image_key, cut from the string (format_name
+        # rebuilds the name exactly, so the layer and version are its last tokens)
+        key = stem[: len(stem) - len(version) - 1] if version else stem
+        if layer:
+            key = key[: len(key) - sum(map(len, layer)) - len(layer)]
+        if version:
+            key += "." + version
+        return _new(ProductFile, name=name, folder=folder, base=base, role=layer_kind(layer),
+                    key=key, taylor=layer_taylor(layer), ext=ext, naming=_naming_of(parsed),
+                    layer=layer, version=version, stokes=parsed.stokes, parsed=parsed)
     tokens = stem.split(".")
     version = None
     if len(tokens) > 1 and _VERSION.match(tokens[-1]):
@@ -225,7 +241,7 @@ def classify_name(name: str) -> ProductFile | None:
     naming = (NAMING_NONCONFORMING if _SCHEME_START.match(stem) or _SCHEME_BODY.search(stem)
               else NAMING_FREE_FORM)
     stokes = keytoks[-1] if len(keytoks) > 1 and keytoks[-1] in _STOKES_SET else None
-    return ProductFile(name=name, folder=folder, base=base, role=layer_kind(layer),
+    return _new(ProductFile, name=name, folder=folder, base=base, role=layer_kind(layer),
                        key=".".join(keytoks + ([version] if version else [])),
                        taylor=layer_taylor(layer), ext=ext, naming=naming, layer=layer,
                        version=version, stokes=stokes, parsed=None)
@@ -235,14 +251,16 @@ def _with_stokes_key(f: ProductFile, stokes: str) -> str | None:
     """The key of the same image with another Stokes token (None when it has none)."""
     if f.stokes is None or f.stokes == stokes:
         return None
-    if f.parsed is not None:
-        return replace(f.parsed, stokes=stokes).image_key
-    toks = f.key.split(".")
-    idx = len(toks) - (2 if f.version else 1)
-    if toks[idx] != f.stokes:
+    if f.parsed is not None:  # tokens after Stokes: [datatype] [cmt...] [version]
+        p = f.parsed
+        after = (1 if p.datatype_after else 0) + len(p.cmt) + (1 if p.version else 0)
+    else:
+        after = 1 if f.version else 0
+    parts = f.key.rsplit(".", after + 1)
+    if len(parts) != after + 2 or parts[1] != f.stokes:
         return None
-    toks[idx] = stokes
-    return ".".join(toks)
+    parts[1] = stokes
+    return ".".join(parts)
 
 
 def _rank(image: ProductFile, cand: ProductFile) -> tuple:
@@ -270,14 +288,18 @@ def _pol_key(f: ProductFile) -> tuple | None:
 
 
 # ---- sets ------------------------------------------------------------------------------
-def _files(names: Iterable[str]) -> list[ProductFile]:
+def _files(names: Iterable[str | ProductFile]) -> list[ProductFile]:
+    """Classified names, each once (a :class:`ProductFile` given is taken as it is)."""
     seen: set[str] = set()
     out = []
     for n in names:
-        if n in seen:
+        f = n if isinstance(n, ProductFile) else None
+        key = f.name if f is not None else n
+        if key in seen:
             continue
-        seen.add(n)
-        f = classify_name(n)
+        seen.add(key)
+        if f is None:
+            f = classify_name(n)
         if f is not None:
             out.append(f)
     return out
@@ -289,13 +311,13 @@ def _build(files: list[ProductFile]) -> list[ProductSet]:
         groups[(f.folder, f.key)].append(f)
 
     def best(image: ProductFile, group: list[ProductFile], role: str) -> ProductFile | None:
-        cands = sorted((c for c in group if c.role == role), key=lambda c: _rank(image, c))
-        return cands[0] if cands else None
+        return min((c for c in group if c.role == role), key=lambda c: _rank(image, c), default=None)
 
     images = [f for f in files if f.role in IMAGE_ROLES]
     by_pol: dict[tuple, list[ProductFile]] = defaultdict(list)
+    pol_keys = {}
     for f in images:
-        k = _pol_key(f)
+        k = pol_keys[f.name] = _pol_key(f)
         if k is not None:
             by_pol[k].append(f)
     sets = []
@@ -315,7 +337,7 @@ def _build(files: list[ProductFile]) -> list[ProductSet]:
                 if mask is None:
                     mask = best(img, other, "mask")
         pol, source = (), None
-        pk = _pol_key(img)
+        pk = pol_keys[img.name]
         if pk is not None and img.stokes in POL_INPUT:
             pol = tuple(sorted(f.name for f in by_pol[pk] if f.stokes in POL_DERIVED))
         elif pk is not None and img.stokes in POL_DERIVED:
@@ -323,8 +345,8 @@ def _build(files: list[ProductFile]) -> list[ProductSet]:
                          key=lambda f: (f.role != "pbcor", f.stokes != "IQUV", f.name))
             source = src[0].name if src else None
         companions = tuple(sorted(f.name for f in group if f.role in COMPANION_ROLES))
-        sets.append(ProductSet(
-            image=img.name, kind=img.role, pb=pb.name if pb else None,
+        sets.append(_new(
+            ProductSet, image=img.name, kind=img.role, pb=pb.name if pb else None,
             mask=mask.name if mask else None, key=img.key, folder=img.folder, naming=img.naming,
             taylor=img.taylor, stokes=img.stokes, manual=img.manual, pb_rule=rule,
             companions=companions, polarization=pol, pol_source=source))
@@ -334,6 +356,17 @@ def _build(files: list[ProductFile]) -> list[ProductSet]:
 def product_sets(names: Iterable[str]) -> list[ProductSet]:
     """One :class:`ProductSet` per image (pbcor, uncorrected image, sd) among ``names``, sorted."""
     return _build(_files(names))
+
+
+def pair(names: Iterable[str | ProductFile]) -> tuple[list[ProductSet], list[ProductFile]]:
+    """:func:`product_sets` and :func:`orphans` from one classification of ``names``.
+
+    ``names`` may hold :class:`ProductFile` objects already classified.
+    """
+    files = _files(names)
+    sets = _build(files)
+    used = {x for s in sets for x in (s.pb, s.mask) if x}
+    return sets, [f for f in files if f.role in ("pb", "mask") and f.name not in used]
 
 
 def product_set_for(image_name: str, names: Iterable[str]) -> ProductSet | None:
@@ -361,11 +394,7 @@ def mask_for(image_name: str, names: Iterable[str]) -> str | None:
 
 def orphans(names: Iterable[str]) -> list[ProductFile]:
     """Primary beams and masks that belong to no image."""
-    files = _files(names)
-    used: set[str] = set()
-    for s in _build(files):
-        used.update(x for x in (s.pb, s.mask) if x)
-    return [f for f in files if f.role in ("pb", "mask") and f.name not in used]
+    return pair(names)[1]
 
 
 def pb_candidates(image_name: str) -> list[str]:

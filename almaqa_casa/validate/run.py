@@ -38,6 +38,7 @@ from .structure import (
     naming_checks,
     problem_entry_checks,
     product_checks,
+    product_files,
 )
 from .tree import Entry, MemberView, Tree, load_tree
 
@@ -180,18 +181,20 @@ def _run(tree: Tree, v: Validation, selected, req_res, req_sens, res_tol, sens_t
     for key in sorted(views):
         view = views[key]
         listing = member_listing(view, _imaging_script_has_code(tree, view), _versions(tree, view))
-        delivery, lay = layout_checks(view, listing, tree.mode)
+        files = product_files(view)
+        delivery, lay = layout_checks(view, listing, tree.mode, files)
         v.members.append(delivery.as_dict())
         if "layout" in selected:
             add(lay)
-        products, nam = naming_checks(view, delivery)
+        products, nam = naming_checks(view, delivery, files)
         if "naming" in selected:
             add([f for f in nam if f.code.startswith("N")])
         if "layout" in selected:
             add([f for f in nam if f.code.startswith("L")])
-        sets = member_product_sets(products)
+        pairing = member_product_sets(products)
+        sets = pairing[0]
         if "products" in selected:
-            add(product_checks(products, delivery, sets))
+            add(product_checks(products, delivery, pairing))
         _member_files(tree, v, view, products, sets, selected, req_res, req_sens, res_tol,
                       sens_tol, workdir, thumbnails, recovery)
 

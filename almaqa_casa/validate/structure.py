@@ -32,8 +32,7 @@ from ..delivery.products import (
     ProductFile,
     ProductSet,
     classify_name,
-    orphans,
-    product_sets,
+    pair,
 )
 from .findings import Finding, finding
 from .tree import Entry, MemberView
@@ -47,6 +46,7 @@ __all__ = [
     "naming_checks",
     "problem_entry_checks",
     "product_checks",
+    "product_files",
 ]
 
 _FITS_EXT = (".fits", ".fits.gz", ".fit", ".fits.tgz")
@@ -72,7 +72,7 @@ class Product:
 
     @property
     def rel(self) -> str:
-        """The name given to the pairing rule: ``product/<name>`` (unique within a member)."""
+        """The name given to the pairing rule: the name in product/ (unique within a member)."""
         return self.info.name
 
 
@@ -129,9 +129,16 @@ def _cycle7(f) -> bool:
     return "log" not in f and bool(_match(f.get("script", ()), "*casa_commands.log"))
 
 
-def layout_checks(view: MemberView, listing: MemberListing, mode: str = "folder") -> tuple[Delivery, list[Finding]]:
+def product_files(view: MemberView) -> dict[str, ProductFile | None]:
+    """What each name in product/ is (``products.classify_name``), classified once per member."""
+    return {e.name: classify_name(e.name) for e in view.folder("product")
+            if e.kind in ("file", "dir")}
+
+
+def layout_checks(view: MemberView, listing: MemberListing, mode: str = "folder",
+                  files: dict[str, ProductFile | None] | None = None) -> tuple[Delivery, list[Finding]]:
     """Classify the member and check its layout against its era."""
-    d = classify(listing)
+    d = classify(listing, files)
     out: list[Finding] = []
     where = view.rel
     semipass = d.kind == "semipass"
@@ -254,7 +261,8 @@ def problem_entry_checks(entries: Iterable[Entry]) -> list[Finding]:
     return out
 
 
-def naming_checks(view: MemberView, delivery: Delivery | None = None) -> tuple[list[Product], list[Finding]]:
+def naming_checks(view: MemberView, delivery: Delivery | None = None,
+                  files: dict[str, ProductFile | None] | None = None) -> tuple[list[Product], list[Finding]]:
     """Classify every entry of product/: scheme names, free-form names, CASA image folders.
 
     A name that does not follow the scheme is N001, except a free-form
@@ -270,7 +278,7 @@ def naming_checks(view: MemberView, delivery: Delivery | None = None) -> tuple[l
     for e in sorted(view.folder("product"), key=lambda x: x.rel):
         if e.kind not in ("file", "dir") or e.name == "manual_imaging.tgz":
             continue
-        info = classify_name("product/" + e.name)
+        info = files[e.name] if files is not None and e.name in files else classify_name(e.name)
         if e.kind == "dir" and (info is None or not info.casa_image):
             out.append(finding("L011", e.display, f"unexpected folder '{e.name}' in product/"))
             continue
@@ -307,17 +315,17 @@ def naming_checks(view: MemberView, delivery: Delivery | None = None) -> tuple[l
     return products, out
 
 
-def member_product_sets(products: list[Product]) -> list[ProductSet]:
-    """The product sets of a member's products (the pairing rule of ``delivery.products``)."""
-    return product_sets(pr.rel for pr in products)
+def member_product_sets(products: list[Product]) -> tuple[list[ProductSet], list[ProductFile]]:
+    """The product sets and the orphan pb/masks of a member (the rule of ``delivery.products``)."""
+    return pair(pr.info for pr in products)
 
 
 def product_checks(products: list[Product], delivery: Delivery,
-                   sets: list[ProductSet] | None = None) -> list[Finding]:
+                   pairing: tuple[list[ProductSet], list[ProductFile]] | None = None) -> list[Finding]:
     """Pairing (pbcor↔pb/mask), spw agreement, polarization sets."""
     out: list[Finding] = []
     by_rel = {pr.rel: pr for pr in products}
-    sets = member_product_sets(products) if sets is None else sets
+    sets, lone = member_product_sets(products) if pairing is None else pairing
     if not sets and delivery.kind != "semipass":
         out.append(finding("P008", "product/", "no image products (pbcor, sd) in product/"))
 
@@ -330,7 +338,7 @@ def product_checks(products: list[Product], delivery: Delivery,
             if s.mask is None:
                 out.append(finding("P002", pr.file, "no clean mask (.mask.fits[.gz] or a .mask "
                                    "image folder) for this pbcor image"))
-    for f in orphans(by_rel):
+    for f in lone:
         out.append(finding("P003", by_rel[f.name].file, f"{f.role} without an image of the same "
                            f"name ({f.key}.pbcor.fits)"))
 

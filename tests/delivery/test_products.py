@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from almaqa_casa.delivery.naming import LAYERS
+from almaqa_casa.delivery.naming import LAYERS, format_name
 from almaqa_casa.delivery.products import (
     NAMING_BARE_UID,
     NAMING_FREE_FORM,
@@ -22,6 +22,8 @@ from almaqa_casa.delivery.products import (
     product_set_for,
     product_sets,
 )
+from almaqa_casa.delivery.products import _with_stokes_key as _with_stokes_key
+from tests.delivery.test_naming import product_names
 
 M = "member.uid___A001_X3788_X7bda"
 
@@ -238,3 +240,16 @@ def test_arbitrary_listings_never_raise(names):
         assert s.image in names and (s.pb is None or s.pb in names)
     for f in orphans(names):
         assert f.name in names
+
+
+@settings(max_examples=400, deadline=None)
+@given(product_names())
+def test_scheme_keys_equal_the_parsed_image_key(fields):
+    """The key cut from the string is ProductName.image_key, and Stokes swaps land on the Stokes token."""
+    name = format_name(fields)
+    f = classify_name(name)
+    assert f is not None and f.parsed == fields
+    assert (f.key, f.role, f.taylor) == (fields.image_key, fields.kind, fields.taylor)
+    if fields.stokes != "I":
+        from dataclasses import replace
+        assert _with_stokes_key(f, "I") == replace(fields, stokes="I").image_key
