@@ -174,10 +174,6 @@ class ProductSet:
         """Whether a missing pb is a gap: pbcor images, except derived P/A maps."""
         return self.kind == "pbcor" and self.stokes not in POL_DERIVED
 
-    @property
-    def needs_mask(self) -> bool:
-        return self.needs_pb
-
     def as_dict(self) -> dict:
         d = dict(self.__dict__)
         for k in ("companions", "polarization"):
@@ -242,9 +238,9 @@ def classify_name(name: str) -> ProductFile | None:
               else NAMING_FREE_FORM)
     stokes = keytoks[-1] if len(keytoks) > 1 and keytoks[-1] in _STOKES_SET else None
     return _new(ProductFile, name=name, folder=folder, base=base, role=layer_kind(layer),
-                       key=".".join(keytoks + ([version] if version else [])),
-                       taylor=layer_taylor(layer), ext=ext, naming=naming, layer=layer,
-                       version=version, stokes=stokes, parsed=None)
+                key=".".join(keytoks + ([version] if version else [])),
+                taylor=layer_taylor(layer), ext=ext, naming=naming, layer=layer,
+                version=version, stokes=stokes, parsed=None)
 
 
 def _with_stokes_key(f: ProductFile, stokes: str) -> str | None:
