@@ -29,9 +29,13 @@ __all__ = [
     "ProductName",
     "diagnose_name",
     "format_name",
+    "layer_kind",
+    "layer_taylor",
+    "match_layer",
     "parse_name",
     "same_source",
     "source_name",
+    "split_extension",
     "target_token",
 ]
 
@@ -118,24 +122,12 @@ class ProductName:
     @functools.cached_property
     def kind(self) -> str:
         """Product role: pbcor, pb, mask, sd, alpha, alpha.error, beta, weight, image, ..."""
-        toks = [t for t in self.layer if not _TT.match(t)]
-        if not toks:
-            return "image"
-        if "pbcor" in toks or "pbcorr" in toks:
-            return "pbcor"
-        if toks == ["flux"]:
-            return "pb"
-        if toks[0] == "sd":
-            return "sd" if len(toks) == 1 or toks[1] == "im" else "sd." + toks[1]
-        return ".".join(toks)
+        return layer_kind(self.layer)
 
     @functools.cached_property
     def taylor(self) -> int | None:
         """Taylor-term index (``tt0`` → 0) or None."""
-        for t in self.layer:
-            if _TT.match(t):
-                return int(t[2:])
-        return None
+        return layer_taylor(self.layer)
 
     @functools.cached_property
     def spws(self) -> tuple[int, ...]:
@@ -209,6 +201,32 @@ class ProductName:
         return out
 
 
+def layer_kind(layer: tuple[str, ...]) -> str:
+    """Product role of a layer: pbcor, pb (also the old ``flux``), mask, sd, alpha, image, ...
+
+    The one mapping from the ``<x>`` tokens to a role, for scheme names and
+    free-form names alike (``almaqa_casa.delivery.products``).
+    """
+    toks = [t for t in layer if not _TT.match(t)]
+    if not toks:
+        return "image"
+    if "pbcor" in toks or "pbcorr" in toks:
+        return "pbcor"
+    if toks == ["flux"]:
+        return "pb"
+    if toks[0] == "sd":
+        return "sd" if len(toks) == 1 or toks[1] == "im" else "sd." + toks[1]
+    return ".".join(toks)
+
+
+def layer_taylor(layer: tuple[str, ...]) -> int | None:
+    """Taylor-term index in a layer (``('tt0', 'pbcor')`` → 0) or None."""
+    for t in layer:
+        if _TT.match(t):
+            return int(t[2:])
+    return None
+
+
 def _join(tokens: list[str]) -> str:
     return ".".join(tokens)
 
@@ -245,7 +263,8 @@ def _parse_cached(name: str) -> tuple[ProductName | None, str | None]:
         return None, f"unparseable name ({type(exc).__name__}: {exc})"
 
 
-def _split_ext(name: str) -> tuple[str, str | None]:
+def split_extension(name: str) -> tuple[str, str | None]:
+    """``'x.pb.fits.gz'`` → ``('x.pb', 'fits.gz')``; the extension is None when not one of EXTENSIONS."""
     for ext in EXTENSIONS:
         if name.endswith("." + ext) and len(name) > len(ext) + 1:
             return name[: -len(ext) - 1], ext
@@ -256,7 +275,7 @@ _LAYER_SET = frozenset(LAYERS)
 _LAYER_MAXLEN = max(len(x) for x in LAYERS)
 
 
-def _match_layer(tokens: list[str]) -> tuple[str, ...]:
+def match_layer(tokens: list[str]) -> tuple[str, ...]:
     """Longest known layer at the end of ``tokens`` (empty tuple if none)."""
     for n in range(min(_LAYER_MAXLEN, len(tokens)), 0, -1):
         tail = tokens[-n:]
@@ -271,7 +290,7 @@ def _parse_unsafe(name: object) -> tuple[ProductName | None, str | None]:
         return None, "name is not a string"
     if not name or "/" in name or "\x00" in name:
         return None, "empty name or name with a path separator"
-    body, ext = _split_ext(name)
+    body, ext = split_extension(name)
     if ext is None:
         return None, "extension is not one of " + ", ".join("." + e for e in EXTENSIONS)
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from ..delivery import products
 from ..delivery.naming import format_name, parse_name
+from ..delivery.products import classify_name
 from .fitsio import strip_fits_suffix
 
 __all__ = ["POL_INPUT_STOKES", "is_pbcor_name", "output_names", "pb_candidates"]
@@ -24,9 +26,9 @@ _TOKEN = re.compile(r"(?<=\.)(IQUV|IQU|QU)(?=\.|$)")
 def is_pbcor_name(name: str) -> bool:
     """True if the name says the image is primary-beam corrected."""
     base = name.rstrip("/").split("/")[-1]
-    p = parse_name(base)
-    if p is not None:
-        return p.kind == "pbcor"
+    f = classify_name(base)
+    if f is not None:
+        return f.role == "pbcor"
     return bool(re.search(r"\.pbcorr?(\.|$)", strip_fits_suffix(base)))
 
 
@@ -56,22 +58,10 @@ def output_names(input_name: str, pbcor_used: bool) -> dict[str, str]:
 
 
 def pb_candidates(input_name: str) -> list[str]:
-    """Possible primary-beam file names for a pbcor image, most likely first."""
-    base = input_name.rstrip("/").split("/")[-1]
-    stem = strip_fits_suffix(base)
-    stems: list[str] = []
-    for pat, rep in ((r"\.image\.pbcor(?=\.|$)", ".pb"), (r"\.tt(\d+)\.pbcor(?=\.|$)", r".pb.tt\1"),
-                     (r"\.pbcor\.tt(\d+)(?=\.|$)", r".pb.tt\1"), (r"\.pbcorr?(?=\.|$)", ".pb")):
-        s = re.sub(pat, rep, stem, count=1)
-        if s != stem and s not in stems:
-            stems.append(s)
-    more = []
-    for s in stems:
-        i_only = _TOKEN.sub("I", s, count=1)
-        if i_only != s:
-            more.append(i_only)
-    out = []
-    for s in stems + more:
-        for ext in (".fits.gz", ".fits", ""):
-            out.append(s + ext)
-    return out
+    """Possible primary-beam file names (no folder) for a pbcor image, most likely first.
+
+    The pairing rule of :mod:`almaqa_casa.delivery.products` (``pb``,
+    ``pb.tt0``, ``flux``; the Stokes-I image's pb for IQUV), for messages;
+    :func:`almaqa_casa.delivery.products.pb_for` picks from a listing.
+    """
+    return products.pb_candidates(input_name.rstrip("/").split("/")[-1])

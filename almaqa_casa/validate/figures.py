@@ -22,6 +22,7 @@ __all__ = [
     "RES_TOLERANCE",
     "SENS_TOLERANCE",
     "ImageFigures",
+    "casa_image_to_fits",
     "measure",
     "outside_mask_rms",
     "parse_quantity",
@@ -233,6 +234,28 @@ def measure(image: str, pb: str | None, mask: str | None, workdir: str,
     except Exception as exc:  # any failure becomes a finding upstream
         fig.error = f"{type(exc).__name__}: {exc}"
     return fig
+
+
+def casa_image_to_fits(image: str, fits_path: str) -> str:
+    """Export a CASA image folder (e.g. a delivered ``.mask``) to FITS as the pipeline exports.
+
+    Give it a copy (``Tree.materialize``): opening a CASA image may write a
+    lock file into it.
+    """
+    from casatools import image as iatool
+
+    from ..images.pbcor import EXPORTFITS_KW
+
+    ia = iatool()
+    try:
+        ia.open(str(image))
+        ia.tofits(outfile=str(fits_path), velocity=EXPORTFITS_KW["velocity"],
+                  optical=EXPORTFITS_KW["optical"], bitpix=EXPORTFITS_KW["bitpix"],
+                  stokeslast=EXPORTFITS_KW["stokeslast"], overwrite=True,
+                  dropdeg=EXPORTFITS_KW["dropdeg"])
+    finally:
+        ia.done()
+    return str(fits_path)
 
 
 def _casa_planes(ia, ctypes, shape):

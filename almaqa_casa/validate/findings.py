@@ -23,7 +23,7 @@ CODES: dict[str, tuple[str, str, str]] = {
     "L002": ("warning", "layout", "member not below group / science goal / project folders"),
     "L003": ("error", "layout", "required subfolder missing"),
     "L004": ("info", "layout", "raw/ not present (ASDMs not downloaded)"),
-    "L005": ("error", "layout", "README member.<MOUS>.README.txt missing"),
+    "L005": ("error", "layout", "README (member.<MOUS>.README.txt, or README up to Cycle 4) missing"),
     "L006": ("warning", "layout", "empty folder"),
     "L007": ("error", "layout", "script expected for the calibration type missing"),
     "L008": ("error", "layout", "calibration type cannot be determined (no calibration scripts)"),
@@ -36,10 +36,14 @@ CODES: dict[str, tuple[str, str, str]] = {
     "L015": ("error", "layout", "archive tar file unreadable or unsafe"),
     "L016": ("error", "layout", "script not unique"),
     "L020": ("info", "layout", "delivery description"),
+    "L021": ("info", "layout", "semipass package (QA0 semi-pass raw data only, nothing to calibrate)"),
+    "L022": ("info", "layout", "layout of the delivery's era recognised"),
+    "L023": ("warning", "layout", "layout evidence of different eras"),
     # naming
     "N001": ("error", "naming", "product name does not follow the naming scheme"),
     "N002": ("error", "naming", "MOUS in the product name differs from the member folder"),
     "N003": ("info", "naming", "older naming variant"),
+    "N004": ("info", "naming", "free-form pre-Cycle-4 manual product name"),
     # product sets
     "P001": ("error", "products", "pbcor image without its primary beam (pb/flux)"),
     "P002": ("warning", "products", "pbcor image without a clean mask"),

@@ -20,6 +20,7 @@ from typing import IO
 import numpy as np
 
 from ..delivery.naming import ProductName
+from ..delivery.products import ProductFile
 from .findings import Finding, finding
 
 __all__ = [
@@ -93,11 +94,18 @@ def beam_from_header(header, beams_table=None) -> tuple[dict | None, int]:
     return None, 0
 
 
-def header_findings(info: FitsInfo, product: ProductName | None) -> list[Finding]:
-    """What the header lacks for this product kind (pure)."""
+def header_findings(info: FitsInfo, product: ProductName | ProductFile | None) -> list[Finding]:
+    """What the header lacks for this product kind (pure).
+
+    ``product`` is the parsed scheme name or the :class:`ProductFile` of the
+    pairing rule (which also knows free-form names such as ``x.flux.fits``).
+    """
     out: list[Finding] = []
-    kind = product.kind if product else "image"
-    stokes = product.stokes if product else None
+    if isinstance(product, ProductFile):
+        kind, stokes = product.role, product.stokes
+    else:
+        kind = product.kind if product else "image"
+        stokes = product.stokes if product else None
     is_image = kind in ("pbcor", "image", "sd")
     if is_image and not info.bunit:
         out.append(finding("F005", info.file, "no BUNIT keyword (brightness unit)"))

@@ -35,10 +35,12 @@ def _members_table(members: list) -> str:
         cal = m.get("calibration", "")
         if m.get("pipeline_rerun_only"):
             cal += " (re-run only)"
-        rows.append((m.get("mous"), cal, img, ", ".join(extras) or "-",
+        era = (m.get("era") or {}).get("label", "unknown")
+        rows.append((m.get("mous"), m.get("kind", ""), cal, img, ", ".join(extras) or "-", era,
+                     ", ".join(m.get("naming", [])) or "-",
                      ", ".join(m.get("folders", [])), m.get("readme") or "missing"))
-    return table(["MOUS", "calibration", "imaging", "features", "folders", "README"], rows,
-                 empty="no member folder found")
+    return table(["MOUS", "kind", "calibration", "imaging", "features", "era", "product naming",
+                  "folders", "README"], rows, empty="no member folder found")
 
 
 def _findings_table(findings: list) -> str:
@@ -102,8 +104,8 @@ def render(res: Mapping, thumbnails: Mapping[str, bytes]) -> str:
     parts.append(section("Thumbnails", thumbnail_grid(thumbs), "thumbnails"))
     parts.append(section("Products", table(
         ["file", "target", "type", "spws", "image type", "Stokes", "kind", "shape", "NaN fraction"],
-        [(p["file"].rsplit("/", 1)[-1], p["target"], p["type"],
-          " ".join(map(str, p["spws"])), p["imagetype"], p["stokes"] or "", p["kind"],
+        [(p["file"].rsplit("/", 1)[-1], p["target"] or "", p["type"] or "",
+          " ".join(map(str, p["spws"])), p["imagetype"] or "", p["stokes"] or "", p["kind"],
           "×".join(map(str, p["shape"])) if p.get("shape") else "",
           _fmt(p.get("nan_fraction"), 3)) for p in res.get("products", [])],
         col_classes=["file"] + [None] * 7 + ["num"], empty="no products"), "products"))

@@ -3,7 +3,10 @@
 ``validate_delivery`` is the library entry point of ``qa_validate``: it lists
 the delivery (folder or archive tars), runs the selected check groups and
 returns a plain dict; ``write_reports`` writes ``validation.json`` and the
-self-contained ``validation.html``.
+self-contained ``validation.html``.  Images are measured with the primary
+beam and mask the one pairing rule gives (``delivery.products``): also
+``<name>.image.pbcor.fits`` with ``<name>.flux.fits``, ``tt1.pbcor`` with
+``pb.tt0``, and CASA ``.mask`` folders (exported to FITS from a copy).
 """
 from __future__ import annotations
 
@@ -14,19 +17,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..delivery.naming import ProductName
-from .figures import RES_TOLERANCE, SENS_TOLERANCE, measure, parse_quantity, requirement, thumbnail_png
+from ..delivery.layout import versions_from_texts
+from ..delivery.products import ProductSet
+from .figures import (
+    RES_TOLERANCE,
+    SENS_TOLERANCE,
+    casa_image_to_fits,
+    measure,
+    parse_quantity,
+    requirement,
+    thumbnail_png,
+)
 from .findings import CODES, finding, summarize
 from .fitscheck import FitsInfo, header_findings, inspect_fits, shape_findings
 from .structure import (
     Product,
     layout_checks,
     member_listing,
+    member_product_sets,
     naming_checks,
     problem_entry_checks,
     product_checks,
+    product_files,
 )
-from .tree import MemberView, Tree, load_tree
+from .tree import Entry, MemberView, Tree, load_tree
 
 __all__ = ["CHECKS", "Validation", "parse_checks", "validate_delivery", "write_reports"]
 
@@ -83,30 +97,38 @@ class Validation:
         }
 
 
+def _read_head(tree: Tree, e: Entry, limit: int) -> str | None:
+    """The first ``limit`` bytes of a regular file entry as text (None when unreadable)."""
+    try:
+        with tree.open(e) as fh:
+            return fh.read(limit).decode("utf-8", errors="replace")
+    except Exception:  # unreadable file or damaged tar member: layout reports it
+        return None
+
+
 def _imaging_script_has_code(tree: Tree, view: MemberView) -> bool | None:
     has = None
     for e in view.folder("script"):
-        if e.kind == "file" and e.name.endswith("scriptForImaging.py") and e.size < 10_000_000:
-            try:
-                with tree.open(e) as fh:
-                    text = fh.read().decode("utf-8", errors="replace")
-            except Exception:  # unreadable script or damaged tar member: layout reports it
-                continue
-            has = bool(has) or any(l.strip() and not l.lstrip().startswith("#")
-                                   for l in text.splitlines())
+        if e.kind == "file" and e.name.endswith("scriptForImaging.py"):
+            text = _read_head(tree, e, 10_000_000)
+            if text is not None:
+                has = bool(has) or any(l.strip() and not l.lstrip().startswith("#")
+                                       for l in text.splitlines())
     return has
 
 
-def _is_fits(n: ProductName) -> bool:
-    return n.ext in ("fits", "fits.gz")
-
-
-def _pick(group: list[Product], kind: str, infos: dict) -> Product | None:
-    """The companion of ``kind`` in an image set whose FITS is readable (tt0, plain preferred)."""
-    cands = [p for p in group if p.name.kind == kind and _is_fits(p.name)
-             and infos.get(p.file) is not None and infos[p.file].ok]
-    cands.sort(key=lambda p: (p.name.taylor not in (None, 0), p.name.ext != "fits"))
-    return cands[0] if cands else None
+def _versions(tree: Tree, view: MemberView) -> dict[str, str]:
+    """CASA / pipeline versions named in the README or casa_commands.log."""
+    texts = []
+    for name in (f"member.{view.mous}.README.txt", "README"):
+        e = view.entries.get(name)
+        if e is not None and e.kind == "file":
+            texts.append(_read_head(tree, e, 256 * 1024))
+    for sub in ("log", "script"):
+        for e in view.folder(sub):
+            if e.kind == "file" and e.name.endswith("casa_commands.log"):
+                texts.append(_read_head(tree, e, 256 * 1024))
+    return versions_from_texts(texts)
 
 
 def validate_delivery(deliverydir: str | os.PathLike, checks: str | Sequence[str] = "all",
@@ -158,104 +180,152 @@ def _run(tree: Tree, v: Validation, selected, req_res, req_sens, res_tol, sens_t
         return
     for key in sorted(views):
         view = views[key]
-        listing = member_listing(view, _imaging_script_has_code(tree, view))
-        delivery, lay = layout_checks(view, listing, tree.mode)
+        listing = member_listing(view, _imaging_script_has_code(tree, view), _versions(tree, view))
+        files = product_files(view)
+        delivery, lay = layout_checks(view, listing, tree.mode, files)
         v.members.append(delivery.as_dict())
         if "layout" in selected:
             add(lay)
-        products, nam = naming_checks(view)
+        products, nam = naming_checks(view, delivery, files)
         if "naming" in selected:
             add([f for f in nam if f.code.startswith("N")])
         if "layout" in selected:
             add([f for f in nam if f.code.startswith("L")])
+        pairing = member_product_sets(products)
+        sets = pairing[0]
         if "products" in selected:
-            add(product_checks(products, delivery))
-        _member_files(tree, v, view, products, selected, req_res, req_sens, res_tol,
+            add(product_checks(products, delivery, pairing))
+        _member_files(tree, v, view, products, sets, selected, req_res, req_sens, res_tol,
                       sens_tol, workdir, thumbnails, recovery)
 
 
-def _member_files(tree, v, view, products, selected, req_res, req_sens, res_tol, sens_tol,
-                  workdir, thumbnails, recovery) -> None:
-    """FITS checks and image figures of one member, one image set at a time.
+def _clusters(products: list[Product], sets: list[ProductSet]) -> list[list[str]]:
+    """Product names that must be on disk together: each image with its pb, mask, companions."""
+    parent = {pr.rel: pr.rel for pr in products}
 
-    An image set is the products sharing an image key (pbcor, pb, mask, ...);
-    its gzipped files are decompressed once into a temporary folder that is
-    removed before the next set, so temporary disk stays at one set.
+    def root(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for s in sets:
+        for other in (s.pb, s.mask, *s.companions):
+            if other:
+                parent[root(other)] = root(s.image)
+    groups: dict[str, list[str]] = {}
+    for pr in products:
+        groups.setdefault(root(pr.rel), []).append(pr.rel)
+    return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
+
+
+def _member_files(tree, v, view, products, sets, selected, req_res, req_sens, res_tol, sens_tol,
+                  workdir, thumbnails, recovery) -> None:
+    """FITS checks and image figures of one member, one cluster of product sets at a time.
+
+    A cluster is the images sharing a pb or mask with their companions; its
+    gzipped files are decompressed once into a temporary folder that is
+    removed before the next cluster, so temporary disk stays at one cluster.
     """
     add = v.findings.extend
-    groups: dict[str, list[Product]] = {}
-    for pr in products:
-        groups.setdefault(pr.name.image_key, []).append(pr)
+    by_rel = {pr.rel: pr for pr in products}
+    sets_of: dict[str, list[ProductSet]] = {}
+    for s in sets:
+        sets_of.setdefault(s.image, []).append(s)
     infos: dict[str, FitsInfo] = {}
-    if not ({"fits", "images"} & set(selected)):
-        groups = {}
-    for key, group in groups.items():
+    clusters = _clusters(products, sets) if {"fits", "images"} & set(selected) else []
+    for cluster in clusters:
         with tempfile.TemporaryDirectory(prefix="almaqa-validate-", dir=workdir) as spill:
-            if "fits" in selected or "images" in selected:
-                for i, pr in enumerate(group):
-                    if not _is_fits(pr.name):
-                        continue
-                    try:
-                        with tree.open(pr.entry) as fh:
-                            info = inspect_fits(fh, pr.entry.name, pr.file,
-                                                spill=os.path.join(spill, f"{i}.fits"))
-                    except Exception as exc:  # OSError, or a damaged tar member
-                        info = FitsInfo(file=pr.file)
-                        info.findings.append(finding("L012", pr.file, f"cannot open: {exc}"))
-                    infos[pr.file] = info
-                    if "fits" in selected:
-                        add(info.findings)
-                        if info.ok:
-                            add(header_findings(info, pr.name))
+            for i, rel in enumerate(cluster):
+                pr = by_rel[rel]
+                if not pr.info.fits or pr.entry.kind != "file":
+                    continue
+                try:
+                    with tree.open(pr.entry) as fh:
+                        info = inspect_fits(fh, pr.entry.name, pr.file,
+                                            spill=os.path.join(spill, f"{i}.fits"))
+                except Exception as exc:  # OSError, or a damaged tar member
+                    info = FitsInfo(file=pr.file)
+                    info.findings.append(finding("L012", pr.file, f"cannot open: {exc}"))
+                infos[pr.file] = info
                 if "fits" in selected:
-                    pb = _pick(group, "pb", infos)
-                    for pr in group:
-                        if pr.name.kind == "pbcor" and pr.file in infos and pb is not None:
-                            add(shape_findings(infos[pr.file], infos[pb.file]))
+                    add(info.findings)
+                    if info.ok:
+                        add(header_findings(info, pr.info))
+            cluster_sets = [s for rel in cluster for s in sets_of.get(rel, ())]
+            if "fits" in selected:
+                for s in cluster_sets:
+                    img, pb = by_rel[s.image], by_rel.get(s.pb) if s.pb else None
+                    if s.kind == "pbcor" and pb is not None and img.file in infos \
+                            and pb.file in infos:
+                        add(shape_findings(infos[img.file], infos[pb.file]))
             if "images" in selected:
-                _images(tree, v, group, infos, req_res, req_sens, res_tol, sens_tol, spill,
-                        thumbnails, recovery)
+                _images(tree, v, cluster_sets, by_rel, infos, req_res, req_sens, res_tol,
+                        sens_tol, spill, thumbnails, recovery)
     for pr in products:
         info = infos.get(pr.file)
+        n = pr.info.parsed
         v.products.append({
-            "file": pr.file, "member": view.mous, "target": pr.name.source,
-            "type": pr.name.target_type, "spws": list(pr.name.spws), "imagetype": pr.name.imagetype,
-            "stokes": pr.name.stokes, "kind": pr.name.kind, "taylor": pr.name.taylor,
-            "selfcal": pr.name.selfcal, "manual": pr.name.manual,
+            "file": pr.file, "member": view.mous, "target": n.source if n else None,
+            "type": n.target_type if n else None, "spws": list(n.spws) if n else [],
+            "imagetype": n.imagetype if n else None, "stokes": pr.info.stokes,
+            "kind": pr.info.role, "taylor": pr.info.taylor, "selfcal": bool(n and n.selfcal),
+            "manual": pr.info.manual, "naming": pr.info.naming,
+            "casa_image": pr.info.casa_image,
             "shape": list(info.shape) if info else None,
             "nan_fraction": info.nan_fraction if info else None,
         })
 
 
-def _images(tree: Tree, v: Validation, group: list[Product], infos: dict, req_res, req_sens,
-            res_tol, sens_tol, workdir, thumbnails, recovery="impbcor") -> None:
-    """Figures of the images of one image set (``group``)."""
-    for pr in group:
-        n = pr.name
-        if n.kind not in ("pbcor", "sd", "image") or not _is_fits(n):
-            continue
-        if n.taylor not in (None, 0):
+def _usable(pr: Product | None, infos: dict) -> bool:
+    """A pb/mask the figures can use: a readable FITS file or a CASA image folder."""
+    if pr is None:
+        return False
+    if pr.info.casa_image:
+        return pr.entry.kind == "dir"
+    return pr.info.fits and infos.get(pr.file) is not None and infos[pr.file].ok
+
+
+def _local(tree: Tree, pr: Product, infos: dict, tmp: str) -> str:
+    """A FITS path on disk for a product (gunzipped copy, tar extract, or CASA folder export)."""
+    if pr.info.casa_image:
+        copy = tree.materialize(pr.entry, tmp)
+        return casa_image_to_fits(copy, copy.rstrip("/") + ".fits")
+    info = infos.get(pr.file)
+    return (info.plain_path if info else None) or tree.materialize(pr.entry, tmp)
+
+
+def _images(tree: Tree, v: Validation, sets: list[ProductSet], by_rel: dict, infos: dict, req_res,
+            req_sens, res_tol, sens_tol, workdir, thumbnails, recovery="impbcor") -> None:
+    """Figures of the images of one cluster, each with the pb and mask of its product set."""
+    for s in sets:
+        pr = by_rel[s.image]
+        n = pr.info
+        if not n.fits:
             continue
         info = infos.get(pr.file)
         if info is None or not info.ok:
             continue
-        pb = _pick(group, "pb", infos) if n.kind == "pbcor" else None
-        mask = _pick(group, "mask", infos)
+        pb = by_rel.get(s.pb) if s.pb and s.kind == "pbcor" else None
+        mask = by_rel.get(s.mask) if s.mask else None
+        pb_ok, mask_ok = _usable(pb, infos), _usable(mask, infos)
         with tempfile.TemporaryDirectory(prefix="almaqa-validate-", dir=workdir) as tmp:
-            def local(p: Product) -> str:
-                return infos[p.file].plain_path or tree.materialize(p.entry, tmp)
             try:
-                img_path = local(pr)
-                pb_path = local(pb) if pb else None
-                mask_path = local(mask) if mask else None
+                img_path = _local(tree, pr, infos, tmp)
+                pb_path = _local(tree, pb, infos, tmp) if pb_ok else None
+                mask_path = _local(tree, mask, infos, tmp) if mask_ok else None
             except Exception as exc:
                 v.findings.append(finding("I001", pr.file, f"cannot read the image files: {exc}"))
                 continue
             fig = measure(img_path, pb_path, mask_path, tmp, display=pr.file, recovery=recovery)
         if fig.error:
             v.findings.append(finding("I001", pr.file, fig.error))
-        is_req_target = (n.target_type == "sci" and n.stokes in (None, "I", "IQUV")
-                         and n.kind in ("pbcor", "sd", "image"))
+        elif pb is not None and not pb_ok:
+            v.findings.append(finding("I005", pr.file, f"primary beam {pb.file} is not readable "
+                                      "FITS: rms measured on the corrected image"))
+        p = n.parsed
+        is_req_target = ((p is None or p.target_type == "sci") and n.stokes in (None, "I", "IQUV")
+                         and n.role in ("pbcor", "sd", "image") and n.taylor in (None, 0))
         if is_req_target and not fig.error:
             res = None
             if fig.bmaj and fig.bmin:
@@ -271,9 +341,11 @@ def _images(tree: Tree, v: Validation, group: list[Product], infos: dict, req_re
                 v.findings.append(finding("I004" if chk["pass"] else code_fail, pr.file,
                                           ("met: " if chk["pass"] else "not met: ") + msg))
         d = fig.as_dict()
-        d.update({"target": n.source, "type": n.target_type, "imagetype": n.imagetype,
-                  "stokes": n.stokes, "kind": n.kind, "pb": pb.file if pb else None,
-                  "mask": mask.file if mask else None})
+        d.update({"target": p.source if p else None, "type": p.target_type if p else None,
+                  "imagetype": p.imagetype if p else None, "stokes": n.stokes, "kind": n.role,
+                  "taylor": n.taylor, "naming": n.naming,
+                  "pb": pb.file if pb_ok else None, "mask": mask.file if mask_ok else None,
+                  "pb_rule": s.pb_rule if pb_ok else None})
         v.images.append(d)
         if thumbnails:
             try:

@@ -5,7 +5,10 @@ unpacked tree and the archive tar files (``<project>_<MOUS>_001_of_001.tar``,
 ``..._auxiliary.tar``, ``member_<MOUS>_README.txt.tar``) become the same
 :class:`Tree`: tar members are listed and read in place, without extraction.
 Walking never raises: unreadable folders, symlink loops and broken links
-become entries of kind ``unreadable`` / ``loop`` / ``broken-link``.
+become entries of kind ``unreadable`` / ``loop`` / ``broken-link``; FIFOs,
+devices and sockets become ``special`` entries and are never opened:
+:meth:`Tree.open` and :meth:`Tree.materialize` read regular files only,
+checked on the open descriptor (``delivery.layout.open_regular``).
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from ..delivery.layout import open_regular
 
 __all__ = ["Entry", "MemberView", "Tree", "load_tree", "read_tars", "walk_folder"]
 
@@ -84,8 +89,10 @@ class Tree:
     @contextlib.contextmanager
     def open(self, entry: Entry) -> Iterator[IO[bytes]]:
         """A binary, seekable file object for a file entry (tar members read in place)."""
+        if entry.kind != "file":
+            raise OSError(f"{entry.display}: not a regular file ({entry.kind}); not opened")
         if entry.tar is None:
-            with open(entry.disk_path, "rb") as fh:
+            with os.fdopen(open_regular(entry.disk_path), "rb") as fh:
                 yield fh
             return
         tf = self._tars.get(entry.tar)
@@ -101,12 +108,43 @@ class Tree:
             fh.close()
 
     def materialize(self, entry: Entry, folder: str | os.PathLike) -> str:
-        """A path on disk with the entry's content (copied out of the tar when needed)."""
+        """A path on disk with the entry's content (copied out of the tar when needed).
+
+        A folder entry (a CASA image such as ``x.mask``) is always copied, regular
+        files only, so that CASA's lock files never land in the delivery.
+        """
+        if entry.kind == "dir":
+            return self._copy_dir(entry, Path(folder) / entry.name)
         if entry.tar is None:
+            with self.open(entry):  # refuses special files
+                pass
             return str(entry.disk_path)
         out = Path(folder) / entry.name
         with self.open(entry) as fin, open(out, "wb") as fout:
             shutil.copyfileobj(fin, fout, length=16 * 1024 * 1024)
+        return str(out)
+
+    def _copy_dir(self, entry: Entry, out: Path) -> str:
+        out.mkdir(parents=True)
+        if entry.tar is None:
+            for root, _dirs, files in os.walk(entry.disk_path):
+                dest = out / os.path.relpath(root, entry.disk_path)
+                dest.mkdir(parents=True, exist_ok=True)
+                for f in files:
+                    try:
+                        fd = open_regular(os.path.join(root, f))
+                    except OSError:
+                        continue  # links to nowhere, FIFOs: not part of an image
+                    with os.fdopen(fd, "rb") as fin, open(dest / f, "wb") as fout:
+                        shutil.copyfileobj(fin, fout, length=16 * 1024 * 1024)
+            return str(out)
+        pre = entry.rel + "/"
+        for e in self.entries:
+            if e.kind == "file" and e.rel.startswith(pre):
+                dest = out / e.rel[len(pre):]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with self.open(e) as fin, open(dest, "wb") as fout:
+                    shutil.copyfileobj(fin, fout, length=16 * 1024 * 1024)
         return str(out)
 
     def close(self) -> None:

@@ -37,8 +37,13 @@ def _planes(nchan: int, nstokes: int, seed: int) -> tuple[np.ndarray, np.ndarray
 
 
 def write_image_set(product: Path, stem: str, nchan: int = 1, stokes: str = "I", seed: int = 1,
-                    gz: bool = True, tt: bool = False, work: Path | None = None) -> dict:
-    """Write <stem>.pbcor.fits, .pb.fits[.gz], .mask.fits[.gz]; return the truth."""
+                    gz: bool = True, tt: bool = False, work: Path | None = None,
+                    names: dict | None = None, only: tuple = ("pbcor", "pb", "mask")) -> dict:
+    """Write <stem>.pbcor.fits, .pb.fits[.gz], .mask.fits[.gz]; return the truth.
+
+    ``names`` overrides file names per kind (a name without ``.fits`` is
+    written as a CASA image folder); ``only`` limits the kinds written.
+    """
     from almaqa_casa.images.testdata import make_image, to_fits
 
     work = Path(work or product.parent / ".work")
@@ -51,14 +56,22 @@ def write_image_set(product: Path, stem: str, nchan: int = 1, stokes: str = "I",
         "pbcor": f"{stem}.tt0.pbcor.fits" if tt else f"{stem}.pbcor.fits",
         "pb": (f"{stem}.pb.tt0" if tt else f"{stem}.pb") + ext,
         "mask": f"{stem}.mask" + ext,
+        **(names or {}),
     }
     for kind, data, unit, bm in (("pbcor", pbcor, "Jy/beam", beam), ("pb", pb, "", None),
                                  ("mask", mask, "", None)):
+        if kind not in only:
+            continue
+        if ".fits" not in names[kind]:  # a CASA image folder, as Cycle 2-3 manual masks
+            make_image(str(product / names[kind]), shape=data.shape, stokes=stokes, data=data,
+                       beam=bm, unit=unit, cell_arcsec=CELL)
+            continue
         im = work / f"{stem}.{kind}.im"
         make_image(str(im), shape=data.shape, stokes=stokes, data=data, beam=bm, unit=unit,
                    cell_arcsec=CELL)
         to_fits(str(im), str(product / names[kind]), gz=names[kind].endswith(".gz"))
-    return {"noise": NOISE, "beam": BEAM, "peak_uncorrected": PEAK, "files": names}
+    return {"noise": NOISE, "beam": BEAM, "peak_uncorrected": PEAK,
+            "files": {k: v for k, v in names.items() if k in only}}
 
 
 def build_pipeline_delivery(root: Path, cube: bool = True) -> dict:
