@@ -340,8 +340,8 @@ def scan_members(path: str | os.PathLike) -> tuple[list[Path], list[tuple[str, s
             continue
         seen.add(key)
         for entry in _safe_listdir(folder, problems):
-            if not _is_dir(entry):
-                continue
+            if entry.name.startswith(".") or not _is_dir(entry):
+                continue    # hidden: our own extraction and record folders, never delivery
             p = Path(entry.path)
             if MEMBER_RE.match(entry.name):
                 found.append(p)

@@ -33,6 +33,7 @@ from .calapply import CalApplication, read_calapply
 from .contdat import ContDat, parse_contdat
 from .manifest import Manifest, read_manifest
 from .ppr import PPR, read_ppr
+from .products import product_sets
 from .restorescript import RestoreScript, read_restore_script
 from .sessions import SessionMap, resolve_sessions, tarball_session
 from .versions import DeliveryVersions, versions_from_text
@@ -121,16 +122,12 @@ def import_options(script: RestoreScript | None, total_power: bool) -> ImportOpt
     return dataclasses.replace(base, **kw)
 
 
-def kind_of(listing: layout.MemberListing, desc: layout.Delivery, script: RestoreScript | None
-            ) -> tuple[str, bool]:
-    """(kind, total_power): kind is 'pipeline', 'manual', 'semipass' or 'unknown' (pure)."""
-    folders = listing.folders
+def kind_of(desc: layout.Delivery, script: RestoreScript | None) -> tuple[str, bool]:
+    """(kind, total_power): the kind is :func:`layout.classify`'s ('pipeline',
+    'manual', 'semipass', 'unknown'); total power also when the restore
+    script calls ``hsd_restoredata`` (pure)."""
     tp = bool(desc.total_power or (script and script.call and script.call.kind == "total power"))
-    if desc.calibration in ("pipeline", "manual"):
-        return desc.calibration, tp
-    if "calibration" not in folders or not folders.get("calibration"):
-        return "semipass", tp
-    return "unknown", tp
+    return desc.kind, tp
 
 
 # ---- the model ---------------------------------------------------------------------
@@ -331,28 +328,24 @@ def _in_aux(aux_members: dict[str, tuple[str, ...]], pattern: str) -> str:
 
 
 def _pb_pairs(product: Path) -> tuple[list[tuple[str, str]], list[str]]:
-    """(pbcor, pb) pairs of product/ and the pbcor images without a primary beam."""
-    pairs, problems = [], []
-    for p in _glob(product, "*.pbcor.fits", "*.pbcor.fits.gz"):
-        if not _regular(p):
-            problems.append(f"{p.name}: not a regular file (FIFO, device or socket); skipped")
+    """(pbcor FITS, pb) pairs of product/ (the one pairing rule,
+    :func:`almaqa_casa.delivery.products.product_sets`) and the pbcor images
+    without a primary beam.  Special files are never taken for products."""
+    names, problems = [], []
+    for n in _names(product):
+        p = product / n
+        if _regular(p) or (p.is_dir() and not p.is_symlink()):
+            names.append(n)
+        elif os.path.lexists(p) and not p.is_dir():
+            problems.append(f"{n}: not a regular file (FIFO, device or socket); skipped")
+    pairs = []
+    for ps in product_sets(names):
+        if ps.kind != "pbcor" or not ps.image.endswith((".fits", ".fits.gz")):
             continue
-        stem = p.name[: -len(".pbcor.fits.gz")] if p.name.endswith(".gz") else p.name[: -len(".pbcor.fits")]
-        cands = []
-        bases = [stem]
-        if stem.endswith(".image"):             # old '<name>.image.pbcor.fits' + '<name>.flux.fits'
-            bases.append(stem[: -len(".image")])
-        m = re.search(r"\.tt\d+$", stem)
-        for b in bases:
-            for suffix in (".pb.fits", ".pb.fits.gz", ".flux.fits", ".flux.fits.gz"):
-                cands.append(product / (b + suffix))
-                if m:   # tt0/tt1 products share the tt0 primary beam: <stem>.pb.tt0.fits
-                    cands.append(product / (b[: m.start()] + suffix.replace(".fits", ".tt0.fits", 1)))
-        pb = next((c for c in cands if _regular(c)), None)
-        if pb is not None:
-            pairs.append((str(p), str(pb)))
-        else:
-            problems.append(f"{p.name}: no primary beam (*.pb.fits[.gz] or *.flux.fits[.gz]) found")
+        if ps.pb:
+            pairs.append((str(product / ps.image), str(product / ps.pb)))
+        elif ps.needs_pb:
+            problems.append(f"{ps.image}: no primary beam (*.pb.fits[.gz] or *.flux.fits[.gz]) found")
     return pairs, problems
 
 
@@ -417,7 +410,7 @@ def read_member(member: str | os.PathLike) -> Member:
     rs_path = _unique(_glob(script_dir, "*casa_piperestorescript.py"),
                       "casa_piperestorescript.py", member)
     script = read_restore_script(rs_path) if rs_path else None
-    kind, total_power = kind_of(listing, desc, script)
+    kind, total_power = kind_of(desc, script)
 
     manual_scripts: dict[str, str] = {}
     for p in _glob(script_dir, "*uid*.ms.scriptForCalibration.py", "*uid*.ms.scriptForSDCalibration.py"):

@@ -12,16 +12,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from .era import versions_in_text
+
 __all__ = ["DeliveryVersions", "versions_from_text", "version_tuple", "major_difference"]
-
-_CASA = [re.compile(r"CASA\s+version\s*[:=]?\s*(\d+\.\d+(?:\.\d+)?(?:[-.]\d+)?)", re.I),
-         re.compile(r"running\s+CASA\s+(\d+\.\d+(?:\.\d+)?(?:[-.]\d+)?)", re.I),
-         re.compile(r"\bcasa[-_ ](\d+\.\d+\.\d+(?:[-.]\d+)?)", re.I),
-         re.compile(r"\bCASA\s+(\d+\.\d+\.\d+(?:[-.]\d+)?)")]
-_PIPELINE = [re.compile(r"pipeline[ _-]*version\s*[:=]?\s*((?:19|20)\d\d\.\d+(?:\.\d+)*)", re.I),
-             re.compile(r"\bpipeline[-_ ]((?:19|20)\d\d\.\d+(?:\.\d+)*)", re.I),
-             re.compile(r"\bPL\s*((?:19|20)\d\d\.\d+(?:\.\d+)*)")]
-
 
 @dataclasses.dataclass(frozen=True)
 class DeliveryVersions:
@@ -44,12 +37,12 @@ class DeliveryVersions:
 
 
 def versions_from_text(text: str, source: str) -> DeliveryVersions:
-    """The first CASA and pipeline versions named in a README or log text."""
-    head = text[:200_000]
-    casa = next((m.group(1) for p in _CASA for m in [p.search(head)] if m), None)
-    pipe = next((m.group(1) for p in _PIPELINE for m in [p.search(head)] if m), None)
-    return DeliveryVersions(casa=casa, pipeline=pipe, casa_source=source if casa else "",
-                            pipeline_source=source if pipe else "")
+    """The first CASA and pipeline versions named in a README or log text
+    (the patterns are :func:`almaqa_casa.delivery.era.versions_in_text`'s)."""
+    found = versions_in_text(text[:200_000])
+    return DeliveryVersions(casa=found.get("casa"), pipeline=found.get("pipeline"),
+                            casa_source=source if "casa" in found else "",
+                            pipeline_source=source if "pipeline" in found else "")
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
