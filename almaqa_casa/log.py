@@ -19,13 +19,15 @@ not the terminal any more.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["TERMINAL_ENV", "announce_logfile", "current_origin", "logfile", "post", "terminal"]
+__all__ = ["TERMINAL_ENV", "announce_logfile", "current_origin", "logfile", "post", "quiet", "terminal"]
 
 _PY_LEVEL = {"SEVERE": logging.ERROR, "WARN": logging.WARNING, "WARNING": logging.WARNING,
              "INFO": logging.INFO, "INFO1": logging.INFO, "INFO2": logging.DEBUG,
@@ -147,3 +149,21 @@ def terminal() -> TextIO | None:
         return sys.stderr if sys.stderr is not None and sys.stderr.isatty() else None
     except (AttributeError, ValueError):
         return None
+
+
+@contextlib.contextmanager
+def quiet(echo: bool = False) -> Iterator[str]:
+    """CASA's console output goes to the CASA log file for the block (what the
+    command line does for every run); yields that file's path::
+
+        with almaqa_casa.log.quiet():
+            qa_restore(deliverydir="member.uid___A001_X1_X4")
+
+    Everything written to the process's stdout and stderr in the block goes
+    there, your own prints too; progress bars still reach the terminal.
+    """
+    from .casaenv.console import capture_console
+    from .casaenv.offline import import_casatasks
+    path = str(import_casatasks().casalog.logfile())
+    with capture_console(path, echo=echo):
+        yield path

@@ -9,6 +9,12 @@ which fails on a machine with no network and writes into the user's home.
 site config under the temporary folder that points CASA at casadata's data
 with auto-updates off.  A user config still wins for every key it sets, and
 inside a running CASA session (casatools already imported) nothing changes.
+It imports nothing of CASA, so ``import almaqa_casa`` stays cheap and pure.
+
+The site config reads the CASA log file from ``$ALMAQA_RUNLOG`` when
+casatools is imported: :func:`bootstrap` sets it to the session's log (one
+per process, :func:`default_logfile`), the command line to a log per run,
+and child processes inherit it, so the workers of a run log to its file.
 """
 from __future__ import annotations
 

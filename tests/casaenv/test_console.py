@@ -82,3 +82,19 @@ def test_casalog_line_recognised():
     assert is_casalog_line(b"2026-12-05 00:40:37\tSEVERE\tCalibrater::\tCaltable x is missing\n")
     assert not is_casalog_line(b"WARN something printed\n")
     assert not is_casalog_line(b"2026-12-05 a\tWARN\tx\n")
+
+
+def test_quiet_for_python_callers(tmp_path):
+    code = ("import almaqa_casa.log\nfrom casatasks import casalog\n"
+            f"casalog.setlogfile({str(tmp_path / 'q.log')!r})\n"
+            "with almaqa_casa.log.quiet() as path:\n"
+            "    casalog.post('quiet-warning', 'WARN')\n"
+            "    print('quiet-print')\n"
+            "casalog.post('loud-warning', 'WARN')\nprint('PATH', path)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "quiet-warning" not in r.stderr and "loud-warning" in r.stderr
+    assert r.stdout.split() == ["PATH", str(tmp_path / "q.log")]
+    text = (tmp_path / "q.log").read_text()
+    assert "quiet-warning" in text and "quiet-print" in _console_lines(text)
