@@ -79,9 +79,16 @@ def _restore(r: Mapping[str, Any], verbose: bool) -> list[str]:
             if m.get("semipass"):
                 lines.append(f"    skipped (semipass): {', '.join(m['semipass'])}")
             lines.append(f"    {len(steps)} step(s); predicted peak disk {_size(m.get('peak_bytes'))}")
-            lines += _few(steps, verbose, lambda s: f"[{s.get('id')}] {s.get('kind')}"
-                          + (f" -> {', '.join(os.path.basename(o) for o in s.get('outputs') or [])}"
-                             if s.get("outputs") else ""), indent="      ")
+            if verbose:
+                lines += _few(steps, True, lambda s: f"[{s.get('id')}] {s.get('kind')}"
+                              + (f" -> {', '.join(s.get('outputs') or [])}" if s.get("outputs") else ""),
+                              indent="      ")
+                continue
+            by_eb: dict[str, list[str]] = {}
+            for s in steps:
+                by_eb.setdefault(s.get("eb") or "member", []).append(str(s.get("kind")))
+            lines += _few(list(by_eb.items()), False, lambda kv: f"{kv[0]}: {', '.join(kv[1])}",
+                          indent="      ")
         disk = r.get("disk") or {}
         if disk:
             lines.append(f"  disk: needs {_size(disk.get('needed'))}, "

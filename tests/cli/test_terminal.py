@@ -113,3 +113,21 @@ def test_validate_summary_of_a_broken_delivery(tmp_path):
                       "--thumbnails", "false", "-v"], tmp_path)
     listed = [ln for ln in verbose.stdout.splitlines() if ln.startswith("  [")]
     assert len(listed) == len(data["findings"])   # -v lists every finding
+
+
+@pytest.mark.slow
+def test_restore_dry_run_summary(pipeline_delivery, tmp_path):
+    from tests.cli.test_cli import almaqa
+    shadow = _shadow(pipeline_delivery["member_dir"], tmp_path / "d")
+    r = almaqa(["qa_restore", "--deliverydir", str(shadow), "--dryrun", "--SPACESAVING", "2",
+                "--DOSPLIT"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("qa_restore: dry run (pipeline calibration), nothing changed: 2 EB(s)")
+    plan = json.loads(almaqa(["qa_restore", "--deliverydir", str(shadow), "--dryrun", "--SPACESAVING",
+                              "2", "--DOSPLIT", "--json"], tmp_path).stdout)
+    for eb in pipeline_delivery["truth"]["ebs"]:
+        kinds = [s["kind"] for s in plan["members"][0]["steps"] if s["eb"] == eb]
+        assert f"      {eb}: {', '.join(kinds)}" in lines
+    assert f"    output: {shadow / 'calibrated'}   route: callib" in lines
+    assert not (shadow / "calibrated").exists()
