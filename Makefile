@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 BOOT_PYTHON := $(shell for p in "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 python3.13 python3; do \
 	command -v "$$p" >/dev/null 2>&1 && { echo "$$p"; break; }; done)
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup demo test lint clean-demo
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || { echo "creating $(VENV) with $(BOOT_PYTHON)"; $(BOOT_PYTHON) -m venv $(VENV); }
@@ -25,6 +25,9 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -1,10 +1,8 @@
 """Body of the qa_restore task (interface: xml/qa_restore.xml)."""
-from casatasks import casalog
 
 
 def qa_restore(deliverydir, outdir, spacesaving, dosplit, docontsub, images, imagedir, dryrun,
                usepipeline, usems, ignoreversion, nprocs):
-    casalog.origin("qa_restore")
     from almaqa_casa.restore.engine import restore
     from almaqa_casa.taskdef import current_call
 

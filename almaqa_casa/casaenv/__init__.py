@@ -1,5 +1,14 @@
-"""CASA environment: offline measures data, versions, logging helpers."""
-from .offline import BootstrapState, MeasuresDataError, bootstrap, casadata_path, import_casatools, state
+"""CASA environment: offline measures data, the CASA log file, CASA's console output."""
+from .offline import (
+    BootstrapState,
+    CASAMissingError,
+    MeasuresDataError,
+    bootstrap,
+    casadata_path,
+    import_casatasks,
+    import_casatools,
+    state,
+)
 
-__all__ = ["BootstrapState", "MeasuresDataError", "bootstrap", "casadata_path",
-           "import_casatools", "state"]
+__all__ = ["BootstrapState", "CASAMissingError", "MeasuresDataError", "bootstrap", "casadata_path",
+           "import_casatasks", "import_casatools", "state"]

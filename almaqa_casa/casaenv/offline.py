@@ -9,6 +9,12 @@ which fails on a machine with no network and writes into the user's home.
 site config under the temporary folder that points CASA at casadata's data
 with auto-updates off.  A user config still wins for every key it sets, and
 inside a running CASA session (casatools already imported) nothing changes.
+It imports nothing of CASA, so ``import almaqa_casa`` stays cheap and pure.
+
+The site config reads the CASA log file from ``$ALMAQA_RUNLOG`` when
+casatools is imported: :func:`bootstrap` sets it to the session's log (one
+per process, :func:`default_logfile`), the command line to a log per run,
+and child processes inherit it, so the workers of a run log to its file.
 """
 from __future__ import annotations
 
@@ -27,12 +33,21 @@ from ..errors import AlmaqaError
 #: Site config paths casaconfig looks at when CASASITECONFIG is unset.
 STANDARD_SITE_CONFIGS = ("/opt/casa/casasiteconfig.py", "/home/casa/casasiteconfig.py")
 
-#: Environment variable naming the CASA log file almaqa_casa should use.
+#: Environment variable naming the CASA log file almaqa_casa should use (the user's choice).
 LOGFILE_ENV = "ALMAQA_CASALOG"
+
+#: Environment variable holding the log file of the current run (set by the
+#: package, read by its site config when casatools is imported, inherited by
+#: worker processes so they log to the same file).
+RUNLOG_ENV = "ALMAQA_RUNLOG"
 
 
 class MeasuresDataError(AlmaqaError, RuntimeError):
     """No CASA measures data could be found; the message names the fix."""
+
+
+class CASAMissingError(AlmaqaError, ImportError):
+    """casatools or casatasks (or one of their dependencies) is not installed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,28 +83,49 @@ def _private_dir() -> Path:
     return path
 
 
-def default_logfile() -> str:
-    """The CASA log file: ``$ALMAQA_CASALOG`` or one a day in the temp folder.
+def log_dir() -> Path:
+    """The per-user folder of the CASA log files almaqa_casa names."""
+    return _private_dir()
 
-    casatasks opens ``casa-<date>.log`` in the working directory on import even
-    when no log is wanted; pointing it here keeps users' folders clean.
-    """
+
+def new_logfile(prefix: str) -> str:
+    """A fresh log file name ``<log_dir>/<prefix>-<YYYYmmdd-HHMMSS>-<pid>.log`` (local time)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return str(_private_dir() / f"{prefix}-{stamp}-{os.getpid()}.log")
+
+
+def user_logfile() -> str | None:
+    """``$ALMAQA_CASALOG`` as an absolute path, or None."""
     wanted = os.environ.get(LOGFILE_ENV)
-    if wanted:
-        return os.path.abspath(os.path.expanduser(wanted))
-    stamp = time.strftime("%Y%m%d", time.gmtime())
-    return str(_private_dir() / f"casa-{stamp}.log")
+    return os.path.abspath(os.path.expanduser(wanted)) if wanted else None
 
 
-def siteconfig_text(measurespath: str, logfile: str) -> str:
-    """The site config almaqa_casa hands to casaconfig (pure)."""
-    return (
+def default_logfile() -> str:
+    """The CASA log of a Python session: ``$ALMAQA_CASALOG``, else the run's
+    log inherited from a parent almaqa_casa process, else a new
+    ``session-<time>-<pid>.log`` in :func:`log_dir` (one per process, never
+    shared with concurrent runs, never in the working directory)."""
+    return user_logfile() or os.environ.get(RUNLOG_ENV) or new_logfile("session")
+
+
+def siteconfig_text(measurespath: str, logfile: str | None = None) -> str:
+    """The site config almaqa_casa hands to casaconfig (pure).
+
+    Without ``logfile`` the log is read from ``$ALMAQA_RUNLOG`` when casatools
+    is imported, so one site config serves every run and the command line can
+    still choose a log per run after the package was imported.
+    """
+    text = (
         "# written by almaqa_casa: offline measures from the casadata package\n"
         f"measurespath = {measurespath!r}\n"
         "measures_auto_update = False\n"
         "data_auto_update = False\n"
-        f"logfile = {logfile!r}\n"
     )
+    if logfile is not None:
+        return text + f"logfile = {logfile!r}\n"
+    fallback = str(_private_dir() / "casa-unnamed.log")
+    return text + ("import os as _os\n"
+                   f"logfile = _os.environ.get({RUNLOG_ENV!r}) or {fallback!r}\n")
 
 
 def bootstrap() -> BootstrapState:
@@ -106,7 +142,7 @@ def bootstrap() -> BootstrapState:
     existing = os.environ.get("CASASITECONFIG") or next(
         (p for p in STANDARD_SITE_CONFIGS if os.path.isfile(p)), None
     )
-    if existing:
+    if existing and not _is_ours(existing):
         _STATE = BootstrapState(action="site-config-kept", siteconfig=existing)
         return _STATE
     measures = casadata_path()
@@ -115,22 +151,49 @@ def bootstrap() -> BootstrapState:
         # Leave CASA to its own config; import_casatools() explains a failure.
         _STATE = BootstrapState(action="no-casadata", logfile=logfile)
         return _STATE
-    text = siteconfig_text(measures, logfile)
+    text = siteconfig_text(measures)
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
     site = _private_dir() / f"casasiteconfig-{digest}.py"
     if not site.is_file():
         write_text_atomic(site, text)
     os.environ["CASASITECONFIG"] = str(site)
+    os.environ[RUNLOG_ENV] = logfile
     _STATE = BootstrapState(action="site-config", siteconfig=str(site),
                             measurespath=measures, logfile=logfile)
     return _STATE
 
 
+def _is_ours(siteconfig: str) -> bool:
+    """A site config this package wrote (inherited from a parent almaqa_casa process)."""
+    path = Path(siteconfig)
+    return path.name.startswith("casasiteconfig-") and path.parent == _private_dir()
+
+
+def _install_hint(package: str) -> str:
+    exe = sys.executable or "python"
+    if package in ("casatools", "casatasks", "casaconfig"):
+        return (f"{package} (CASA 6), which the almaqa_casa tasks run on, is not installed in this Python "
+                f"({exe}); install CASA with "
+                f"'{exe} -m pip install casatools casatasks' or the package with its "
+                "dependencies: 'pip install \"almaqa_casa[data]\"'")
+    return (f"{package}, which CASA needs, is not installed in this Python ({exe}); install it "
+            f"with '{exe} -m pip install {package}'")
+
+
+def _missing(exc: ModuleNotFoundError, default: str) -> CASAMissingError:
+    package = (exc.name or default).split(".")[0]
+    return CASAMissingError(_install_hint(package))
+
+
 def import_casatools():
-    """Import casatools after :func:`bootstrap`, with a clear error if no data."""
+    """Import casatools after :func:`bootstrap`, with a clear error naming the fix:
+    :class:`CASAMissingError` when a package is not installed,
+    :class:`MeasuresDataError` when CASA finds no measures data."""
     bootstrap()
     try:
         import casatools
+    except ModuleNotFoundError as exc:
+        raise _missing(exc, "casatools") from exc
     except Exception as exc:  # casatools raises plain exceptions here
         raise MeasuresDataError(
             "CASA could not find its measures data (geodetic/IERSeop2000): "
@@ -140,6 +203,16 @@ def import_casatools():
             "~/.casa/config.py or in a site config named by CASASITECONFIG."
         ) from exc
     return casatools
+
+
+def import_casatasks():
+    """Import casatools (:func:`import_casatools`) and then casatasks, with the same errors."""
+    import_casatools()
+    try:
+        import casatasks
+    except ModuleNotFoundError as exc:
+        raise _missing(exc, "casatasks") from exc
+    return casatasks
 
 
 def state() -> BootstrapState | None:

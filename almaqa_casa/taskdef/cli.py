@@ -3,12 +3,15 @@
 ``almaqa <task> --<param> value ...``: values are parsed by the XML type
 (bools as true/false, vectors as comma lists or JSON, records as JSON) and
 then checked by the same code as Python calls.  Option names are
-case-insensitive, so scriptForPI.py's ``--SPACESAVING 2`` works too.
+case-insensitive, so scriptForPI.py's ``--SPACESAVING 2`` works too; a
+mistyped option gets the nearest names as suggestions.
 """
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from .params import TaskParameterError
@@ -77,24 +80,42 @@ def parse_param(p: ParamSpec, text: str) -> Any:
     raise CLIArgumentError(f"--{p.name}: cannot read {text!r} as {' or '.join(p.types)}")
 
 
+#: Options every task has on the command line, besides its parameters.
+COMMON_OPTIONS = ("help", "json", "logfile", "verbose")
+
+
+def _verbose_flags(spec: TaskSpec) -> list[str]:
+    """``-v`` always; ``--verbose`` too unless a task parameter has that name."""
+    return ["-v"] if "verbose" in spec.names else ["-v", "--verbose"]
+
+
 def make_parser(spec: TaskSpec, prog: str) -> argparse.ArgumentParser:
     """An argparse parser for ``spec`` whose help comes from the XML."""
     parser = argparse.ArgumentParser(
         prog=prog, description=f"{spec.shortdescription}\n\n{spec.description}",
         epilog="Example:\n" + spec.example,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     for p in spec.params:
         extra = ""
         if p.allowed is not None:
-            extra = " (allowed: " + ", ".join(map(str, p.allowed)) + ")"
+            extra = " (allowed: " + ", ".join(map(repr, p.allowed)) + ")"
+        if p.minimum is not None or p.maximum is not None:
+            lo = "" if p.minimum is None else f"{p.minimum:g}"
+            hi = "" if p.maximum is None else f"{p.maximum:g}"
+            extra += f" (range: [{lo}, {hi}])"
         kwargs: dict[str, Any] = dict(dest=p.name, default=argparse.SUPPRESS, metavar=p.types[0].upper(),
                                       help=f"{p.shortdescription}{extra} [default: {p.default!r}]"
                                       .replace("%", "%%"))
-        if p.types == ("bool",):
+        if "bool" in p.types:   # a bare --flag means true
             kwargs.update(nargs="?", const="true", metavar="BOOL")
         parser.add_argument(f"--{p.name}", **kwargs)
-    parser.add_argument("--json", action="store_true", help="print the result dict as JSON")
-    parser.add_argument("--logfile", default=None, help="write the CASA log to this file")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result dict as JSON on stdout, nothing else")
+    parser.add_argument("--logfile", default=None,
+                        help="write the CASA log to this file (default: a new file per run "
+                             "in the per-user temporary folder, or $ALMAQA_CASALOG)")
+    parser.add_argument(*_verbose_flags(spec), dest="almaqa_verbose", action="store_true",
+                        help="print the details, and CASA's own console output as it comes")
     return parser
 
 
@@ -109,6 +130,32 @@ def normalise_argv(argv: list[str], spec: TaskSpec) -> list[str]:
                 tok = f"--{names[key.lower()]}{sep}{val}"
         out.append(tok)
     return out
+
+
+def suggest(word: str, choices: Iterable[str]) -> list[str]:
+    """The choices closest to a mistyped ``word`` (case-insensitive), best first."""
+    low = {c.lower(): c for c in choices}
+    return [low[m] for m in difflib.get_close_matches(word.lower(), list(low), n=3, cutoff=0.6)]
+
+
+def unknown_options(argv: list[str], spec: TaskSpec) -> list[str]:
+    """One message per ``--option`` that is neither a parameter nor a common
+    option, with the nearest names (``--spacesavng`` → did you mean --spacesaving?)."""
+    known = {n.lower() for n in spec.names} | set(COMMON_OPTIONS)
+    messages = []
+    for tok in argv:
+        if tok == "--":
+            break
+        if not tok.startswith("--") or len(tok) == 2:
+            continue
+        key = tok[2:].partition("=")[0]
+        if key.lower() in known:
+            continue
+        near = suggest(key, [*spec.names, *COMMON_OPTIONS])
+        hint = ("; did you mean " + " or ".join(f"--{n}" for n in near) + "?") if near else \
+            f"; the parameters are: {', '.join('--' + n for n in spec.names)}"
+        messages.append(f"unknown option --{key}{hint}")
+    return messages
 
 
 def arguments_from_cli(spec: TaskSpec, ns: argparse.Namespace) -> dict[str, Any]:

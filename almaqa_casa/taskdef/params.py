@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numbers
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
-
-import numpy as np
 
 from ..errors import AlmaqaError
 from .xmlspec import Constraint, ParamSpec, TaskSpec
@@ -33,26 +32,35 @@ class _Mismatch(AlmaqaError):
     """Internal: a value does not fit one candidate type."""
 
 
+def _is_bool(v: Any) -> bool:
+    """A Python or numpy bool (numpy is looked up, never imported: this module is pure)."""
+    if isinstance(v, bool):
+        return True
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(v, np.bool_)
+
+
 def _as_int(v: Any) -> int:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Integral, np.integer)):
+    # numpy integers register as numbers.Integral, numpy floats as numbers.Real
+    if _is_bool(v) or not isinstance(v, numbers.Integral):
         raise _Mismatch
     return int(v)
 
 
 def _as_float(v: Any) -> float:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
+    if _is_bool(v) or not isinstance(v, numbers.Real):
         raise _Mismatch
     return float(v)
 
 
 def _as_bool(v: Any) -> bool:
-    if not isinstance(v, (bool, np.bool_)):
+    if not _is_bool(v):
         raise _Mismatch
     return bool(v)
 
 
 def _as_str(v: Any) -> str:
-    if not isinstance(v, (str, np.str_)):
+    if not isinstance(v, str):   # numpy.str_ is a str
         raise _Mismatch
     return str(v)
 
@@ -74,7 +82,8 @@ def _as_record(v: Any) -> dict:
 
 
 def _as_vector(v: Any, base: str) -> list:
-    if isinstance(v, np.ndarray):
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(v, np.ndarray):
         v = v.tolist()
     if isinstance(v, (list, tuple)):
         return [_SCALAR[base](x) for x in v]
@@ -128,21 +137,40 @@ def check_param(p: ParamSpec, value: Any) -> Any:
     return out
 
 
+def _same(v: Any, a: Any, ignorecase: bool) -> bool:
+    """``v`` equals the allowed value ``a`` of the same kind (True is not 1, '2' is not 2)."""
+    if isinstance(v, str) or isinstance(a, str):
+        if not (isinstance(v, str) and isinstance(a, str)):
+            return False
+        return v == a or (ignorecase and v.lower() == a.lower())
+    if isinstance(v, bool) or isinstance(a, bool):
+        return isinstance(v, bool) and isinstance(a, bool) and v == a
+    return v == a
+
+
+def _allowed_match(p: ParamSpec, v: Any) -> Any:
+    """``(allowed value)`` that ``v`` stands for, or None when ``v`` is not allowed."""
+    for a in p.allowed:
+        if _same(v, a, p.ignorecase):
+            return (a,)
+    if isinstance(v, str):
+        # a string spelling of a typed allowed value of a multi-type parameter: '2' → 2
+        for a in p.allowed:
+            if not isinstance(a, str) and v.strip().lower() == str(a).lower():
+                return (a,)
+    return None
+
+
 def _check_allowed(p: ParamSpec, value: Any) -> Any:
     values = value if isinstance(value, list) else [value]
     fixed = []
     for v in values:
-        match = None
-        for a in p.allowed:
-            if v == a or (p.ignorecase and isinstance(v, str) and isinstance(a, str)
-                          and v.lower() == a.lower()):
-                match = a
-                break
+        match = _allowed_match(p, v)
         if match is None:
             raise TaskParameterError(
                 f"parameter '{p.name}' does not allow {v!r}; allowed: "
                 + ", ".join(repr(a) for a in p.allowed))
-        fixed.append(match)
+        fixed.append(match[0])
     return fixed if isinstance(value, list) else fixed[0]
 
 

@@ -1,4 +1,8 @@
-"""Find the task XML files and their bodies, and build the task callables."""
+"""Find the task XML files and their bodies, and build the task callables.
+
+Reading the XML is pure (no CASA); :func:`build_task` imports the body,
+which imports CASA, so it runs only when a task is first used.
+"""
 from __future__ import annotations
 
 import importlib
@@ -38,6 +42,8 @@ def build_task(spec: TaskSpec, body_module: str | None = None) -> XMLTask:
     The default module is ``almaqa_casa.private.task_<name>`` (the ``tasks/`` folder,
     installed where casatasks keeps its bodies, so xml-casa generated wrappers find it).
     """
+    from ..casaenv import import_casatasks
+    import_casatasks()   # a clear error (missing package, no measures data) before the body's import
     module = importlib.import_module(body_module or f"almaqa_casa.private.task_{spec.name}")
     try:
         body = getattr(module, spec.name)
@@ -45,6 +51,11 @@ def build_task(spec: TaskSpec, body_module: str | None = None) -> XMLTask:
         raise ImportError(f"{module.__name__} defines no function {spec.name}() "
                           f"for the interface {spec.source}") from None
     return XMLTask(spec, body)
+
+
+def task_names(folder: Path | None = None) -> list[str]:
+    """The names of the package's tasks, from the XML files alone (pure), sorted."""
+    return sorted(task_specs(folder))
 
 
 def build_all() -> dict[str, XMLTask]:

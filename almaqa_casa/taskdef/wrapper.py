@@ -4,20 +4,25 @@ The callable behaves like a casatasks task in plain Python, in ``casa -c``
 scripts and at the CASA prompt: arguments are checked against the XML,
 defaults and sub-parameter defaults applied, "Begin Task" / the full call /
 "End Task" written to casalog with the task as origin, an exception logged
-as SEVERE and re-raised, and the body's result dict returned.
+as SEVERE (its traceback too, at INFO so it is not echoed on the console)
+and re-raised, and the body's result dict returned with the CASA log file
+it was written to (``logfile``).
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import datetime
 import inspect
 import sys
 import textwrap
+import traceback
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from ..log import announce_logfile, post
 from .params import resolve_arguments
 from .xmlspec import TaskSpec
 
@@ -43,6 +48,14 @@ def current_call() -> CallContext | None:
 def _casalog():
     from casatasks import casalog
     return casalog
+
+
+def _announce_session_log(log: Any) -> None:
+    """A Python session whose log almaqa_casa named learns where it is."""
+    from ..casaenv import state
+    st = state()
+    if st is not None and st.action == "site-config":
+        announce_logfile(str(log.logfile() or ""))
 
 
 def _format_call(name: str, args: Mapping[str, Any]) -> str:
@@ -104,9 +117,8 @@ class XMLTask:
         try:
             values = resolve_arguments(self.spec, kwargs)
         except Exception as exc:
-            log = _casalog()
-            log.origin(self.spec.name)
-            log.post(f"Error in {self.spec.name}: {exc}", "SEVERE", self.spec.name)
+            _casalog()
+            post(f"Error in {self.spec.name}: {exc}", "SEVERE", self.spec.name)
             raise
         ctx = CallContext(self.spec.name, frozenset(kwargs), _caller_globals())
         return self.run(values, ctx)
@@ -115,24 +127,28 @@ class XMLTask:
         """Run the body with checked ``values``, logging as casatasks does."""
         log = _casalog()
         name = self.spec.name
-        log.origin(name)
+        _announce_session_log(log)
         start = datetime.datetime.now()
-        log.post("##########################################", "INFO", name)
-        log.post(f"##### Begin Task: {name} #####", "INFO", name)
-        log.post(_format_call(name, values), "INFO", name)
         token = _CURRENT.set(ctx)
         try:
-            return self.body(**values)
+            post("##########################################", "INFO", name)
+            post(f"##### Begin Task: {name} #####", "INFO", name)
+            post(_format_call(name, values), "INFO", name)
+            result = self.body(**values)
+            if isinstance(result, dict) and "logfile" not in result:
+                result["logfile"] = str(log.logfile() or "")
+            return result
         except Exception as exc:
-            log.origin(name)
-            log.post(f"Task {name} raised an exception of class {type(exc).__name__} "
-                     f"with the following message: {exc}", "SEVERE", name)
+            post(f"Task {name} raised an exception of class {type(exc).__name__} "
+                 f"with the following message: {exc}", "SEVERE", name)
+            post("Traceback (for the record):\n" + traceback.format_exc().rstrip(), "INFO", name)
+            with contextlib.suppress(AttributeError, TypeError):
+                exc._almaqa_logged = True   # the command line need not log it again
             raise
         finally:
-            _CURRENT.reset(token)
-            log.origin(name)
             end = datetime.datetime.now()
-            log.post(f"Task {name} complete. Start time: {start:%Y-%m-%d %H:%M:%S.%f} "
-                     f"End time: {end:%Y-%m-%d %H:%M:%S.%f}", "INFO", name)
-            log.post(f"##### End Task: {name} #####", "INFO", name)
-            log.post("##########################################", "INFO", name)
+            post(f"Task {name} complete. Start time: {start:%Y-%m-%d %H:%M:%S.%f} "
+                 f"End time: {end:%Y-%m-%d %H:%M:%S.%f}", "INFO", name)
+            post(f"##### End Task: {name} #####", "INFO", name)
+            post("##########################################", "INFO", name)
+            _CURRENT.reset(token)

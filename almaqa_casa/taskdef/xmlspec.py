@@ -121,6 +121,37 @@ def _value(elem: ET.Element | None, typ: str) -> Any:
     return _scalar(elem.text, vtype)
 
 
+def _allowed_value(text: str | None, types: tuple[str, ...]) -> Any:
+    """An enum ``<value>`` typed by the first of ``types`` that reads it exactly.
+
+    A parameter of several types (``<type>int</type><type>string</type>``)
+    lists its allowed values as text: ``2`` is the int 2, ``true`` the bool
+    True, an empty value the empty string (CASA's "take the default").
+    """
+    if len(types) == 1:
+        return _scalar(text, types[0])
+    text = "" if text is None else text.strip()
+    bases = [t.replace("Vec", "").replace("Array", "") for t in types]
+    for base in bases:
+        if base in ("string", "path"):
+            continue
+        if base == "bool" and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        if base == "int":
+            try:
+                return int(text)
+            except ValueError:
+                pass
+        if base in ("double", "float"):
+            try:
+                return float(text)
+            except ValueError:
+                pass
+    if "string" in bases or "path" in bases:
+        return text
+    raise TaskXMLError(f"allowed value {text!r} fits none of the types {', '.join(types)}")
+
+
 def _param(elem: ET.Element) -> ParamSpec:
     name = elem.get("name") or ""
     typ = elem.get("type") or ""
@@ -144,7 +175,7 @@ def _param(elem: ET.Element) -> ParamSpec:
     if al is not None:
         kind = al.get("kind", "enum")
         if kind == "enum":
-            allowed = tuple(_scalar(v.text, types[0]) for v in al.findall(f"{NS}value"))
+            allowed = tuple(_allowed_value(v.text, types) for v in al.findall(f"{NS}value"))
             ignorecase = ignorecase or al.get("ignorecase", "false").lower() == "true"
         elif kind == "range":
             for v in al.findall(f"{NS}value"):

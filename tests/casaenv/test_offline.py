@@ -77,10 +77,14 @@ def test_existing_site_config_is_kept(tmp_path):
 
 
 def test_no_measures_data_gives_a_clear_error(tmp_path):
+    """The package imports without CASA; the first task names the fix."""
     home = tmp_path / "home"
     home.mkdir()
-    r = _python("import sys\nsys.modules['casadata'] = None\nimport almaqa_casa",
+    r = _python("import sys\nsys.modules['casadata'] = None\nimport almaqa_casa\n"
+                "assert 'casatools' not in sys.modules\nprint('IMPORTED')\n"
+                "almaqa_casa.qa_validate",
                 tmp_path, _clean_env(home))
     assert r.returncode != 0
+    assert "IMPORTED" in r.stdout
     assert "MeasuresDataError" in r.stderr
     assert "pip install casadata" in r.stderr

@@ -33,7 +33,7 @@ def test_variant_reads_string_or_list(toytask, infile, capsys):
     (["--verbose", "maybe"], "verbose"),
     (["--mode", "medium"], "mode"),
     (["--options", "[1]"], "options"),
-    (["--bogus", "1"], "unrecognized"),
+    (["--bogus", "1"], "unknown option --bogus"),
 ])
 def test_bad_arguments_exit_2(toytask, infile, capsys, argv, word):
     rc = run_task(toytask, ["--infile", infile, *argv])

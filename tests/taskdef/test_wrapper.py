@@ -7,7 +7,9 @@ from almaqa_casa.taskdef import TaskParameterError, current_call
 
 
 def test_defaults_applied(toytask, infile):
+    from casatasks import casalog
     r = toytask(infile=infile)
+    assert r.pop("logfile") == casalog.logfile()   # the CASA log the call was written to
     assert r == {"status": "ok", "infile": infile, "outfile": "out.txt", "mode": "fast",
                  "factor": 1.0, "niter": 10, "verbose": False, "spw": "",
                  "chans": [0, 1], "options": {}}

@@ -89,3 +89,70 @@ def test_xml_casa_generator_accepts_interfaces(name, tmp_path):
         py_compile.compile(str(out), doraise=True)
     gotask = (tmp_path / "gotasks" / f"{name}.py").read_text()
     assert f"from almaqa_casa.private.task_{name} import {name}" in gotask
+
+
+# ---- constraints the XML states hold in Python calls too (issue 13 item 8)
+
+def _spec(name):
+    return task_specs()[name]
+
+
+def test_multi_type_enums_are_typed():
+    assert _spec("qa_restore").param("spacesaving").allowed == (-1, 0, 1, 2, 3, "")
+    assert _spec("qa_restore").param("dosplit").allowed == (True, False, "")
+    assert _spec("qa_validate").param("res_tolerance").minimum == 0
+
+
+@pytest.mark.parametrize("value, expected", [(2, 2), (-1, -1), ("", ""), ("3", 3)])
+def test_spacesaving_accepted(tmp_path, value, expected):
+    from almaqa_casa.taskdef import resolve_arguments
+    values = resolve_arguments(_spec("qa_restore"), {"deliverydir": str(tmp_path), "spacesaving": value})
+    assert values["spacesaving"] == expected and type(values["spacesaving"]) is type(expected)
+
+
+@pytest.mark.parametrize("task, kwargs, param", [
+    ("qa_restore", {"spacesaving": 7}, "spacesaving"),
+    ("qa_restore", {"spacesaving": "two"}, "spacesaving"),
+    ("qa_restore", {"spacesaving": True}, "spacesaving"),
+    ("qa_restore", {"dosplit": "maybe"}, "dosplit"),
+    ("qa_restore", {"docontsub": 1}, "docontsub"),
+    ("qa_validate", {"res_tolerance": -1}, "res_tolerance"),
+    ("qa_validate", {"sens_tolerance": -0.01}, "sens_tolerance"),
+])
+def test_python_calls_reject_what_the_xml_rejects(tmp_path, task, kwargs, param):
+    from almaqa_casa.taskdef import TaskParameterError
+    with pytest.raises(TaskParameterError, match=f"'{param}'") as err:
+        getattr(almaqa_casa, task)(deliverydir=str(tmp_path), **kwargs)
+    assert isinstance(err.value, AssertionError) and isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize("task, kwargs, param", [
+    ("qa_polmaps", {"polithresh": "5"}, "polithresh"),
+    ("qa_polmaps", {"polithresh": "lots"}, "polithresh"),
+    ("qa_polmaps", {"debias": True, "sigma": "0.1"}, "sigma"),
+    ("qa_validate", {"checks": ["layout", "bogus"]}, "checks"),
+    ("qa_validate", {"req_resolution": "abc"}, "req_resolution"),
+    ("qa_validate", {"req_sensitivity": "2arcsec"}, "req_sensitivity"),
+])
+def test_quantities_read_at_the_task_boundary(tmp_path, task, kwargs, param):
+    """Values the XML cannot type (units, names) are read once by the body: a bad one
+    is a parameter error naming the parameter, before any file is read."""
+    from almaqa_casa.taskdef import TaskParameterError
+    image = tmp_path / "x.IQUV.pbcor.fits"
+    image.write_text("never opened")
+    where = {"imagename": str(image)} if task == "qa_polmaps" else {"deliverydir": str(tmp_path),
+                                                                     "outdir": str(tmp_path / "r")}
+    with pytest.raises(TaskParameterError, match=f"parameter '{param}'"):
+        getattr(almaqa_casa, task)(**where, **kwargs)
+    assert not (tmp_path / "r").exists()
+
+
+def test_help_says_what_the_code_does():
+    """Statements the code contradicted (issue 12): the renormalization is applied
+    when the manifest records it; the workers are fresh interpreters."""
+    restore = _spec("qa_restore")
+    text = " ".join(restore.description.split())
+    assert "not re-applied" not in text
+    assert "renorm.tbl and applied" in text
+    nprocs = " ".join(restore.param("nprocs").description.split())
+    assert "forked" not in nprocs and "fresh Python interpreters" in nprocs
