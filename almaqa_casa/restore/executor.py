@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures as cf
 import os
-import sys
 import threading
 import time
 import traceback
@@ -24,7 +23,7 @@ from pathlib import Path
 from ..atomic import clean_partials, remove
 from ..delivery.member import Member, dir_size
 from ..errors import AlmaqaError
-from ..log import post
+from ..log import post, terminal
 from .options import RestoreOptions
 from .plan import MemberPlan, Step
 from .records import is_done, mark_done, record_path, to_run
@@ -48,15 +47,8 @@ def progress_line(done: int, total: int, msg: str, width: int = 20) -> str:
 
 
 def _terminal():
-    """The stream the progress bar goes to: the real terminal, if any."""
-    from .. import log
-    term = getattr(log, "terminal", None)
-    if callable(term):
-        return term()
-    try:
-        return sys.stderr if sys.stderr.isatty() else None
-    except (AttributeError, ValueError):
-        return None
+    """The stream the progress bar goes to: the user's real terminal, if any."""
+    return terminal()
 
 
 def _progress(plan: MemberPlan, msg: str, level: str = "INFO") -> None:

@@ -73,12 +73,15 @@ def _restore(r: Mapping[str, Any], verbose: bool) -> list[str]:
         lines = [f"qa_restore: dry run ({mode} calibration), nothing changed: "
                  f"{len(ebs)} EB(s) in {len(members)} member(s)"]
         for m in members:
-            steps = m.get("steps") or []
+            steps = (m.get("plan") or {}).get("steps") or []
             lines.append(f"  {m.get('member', '?')}")
             lines.append(f"    output: {m.get('calibrated', '?')}   route: {m.get('route', '?')}")
             if m.get("semipass"):
                 lines.append(f"    skipped (semipass): {', '.join(m['semipass'])}")
-            lines.append(f"    {len(steps)} step(s); predicted peak disk {_size(m.get('peak_bytes'))}")
+            if m.get("error"):
+                lines.append(f"    error: {_cut(m['error'], verbose)}")
+            lines.append(f"    {len(steps)} step(s); predicted peak disk "
+                         f"{_size(m.get('predicted_peak_bytes'))}")
             if verbose:
                 lines += _few(steps, True, lambda s: f"[{s.get('id')}] {s.get('kind')}"
                               + (f" -> {', '.join(s.get('outputs') or [])}" if s.get("outputs") else ""),

@@ -98,10 +98,6 @@ def test_mistyped_task_gets_a_suggestion(tmp_path):
     assert "Traceback" not in r.stderr
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="until restore raises an input error (AlmaqaError + ValueError) for "
-                          "'no member.uid___* folder found' (restore/engine.py, another branch); "
-                          "remove this mark when it does")
 def test_empty_folder_is_a_user_mistake(tmp_path, folder):
     r = almaqa(["qa_restore", "--deliverydir", str(folder)], tmp_path)
     line = _one_line_error(r, "qa_restore")

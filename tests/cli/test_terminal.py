@@ -127,7 +127,7 @@ def test_restore_dry_run_summary(pipeline_delivery, tmp_path):
     plan = json.loads(almaqa(["qa_restore", "--deliverydir", str(shadow), "--dryrun", "--SPACESAVING",
                               "2", "--DOSPLIT", "--json"], tmp_path).stdout)
     for eb in pipeline_delivery["truth"]["ebs"]:
-        kinds = [s["kind"] for s in plan["members"][0]["steps"] if s["eb"] == eb]
+        kinds = [s["kind"] for s in plan["members"][0]["plan"]["steps"] if s["eb"] == eb]
         assert f"      {eb}: {', '.join(kinds)}" in lines
     assert f"    output: {shadow / 'calibrated'}   route: callib" in lines
     assert not (shadow / "calibrated").exists()

@@ -553,14 +553,16 @@ def test_killed_then_rerun(delivery, tmp_path, full_run):
 
 
 def test_cli_json_stdout_holds_the_json_alone(delivery, tmp_path):
-    """With --json, what the task prints (here the dryrun plan) goes to stderr."""
+    """With --json, stdout holds the JSON alone; what the task prints (here the dryrun
+    plan) goes to the run's log."""
     cmd = [sys.executable, "-m", "almaqa_casa", "qa_restore", "--deliverydir",
            delivery["member_dir"], "--outdir", str(tmp_path / "o"), "--dryrun", "true", "--json"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads(p.stdout)
     assert r["dryrun"] is True and r["ebs"] == delivery["truth"]["ebs"]
-    assert "predicted peak disk" in p.stderr and "predicted peak disk" not in p.stdout
+    assert "predicted peak disk" in Path(r["logfile"]).read_text()
+    assert "predicted peak disk" not in p.stdout + p.stderr
     assert not (tmp_path / "o").exists()
 
 

@@ -189,3 +189,12 @@ def test_semipass_package_says_so(tmp_path):
     assert any("semipass package" in w and "nothing to calibrate" in w for w in res["warnings"])
     assert res["members"][0]["ebs"] == [] and res["produced"] == {}
     json.dumps(res)
+
+
+def test_postscripts_false_skips_them_and_says_so(tmp_path):
+    ebs = EBS8[:2]
+    m = skeleton(tmp_path, ebs, ["session_1", "session_1"], post=("scriptForImagingPrep.py",))
+    res = _dry(m, dosplit=True, postscripts=False)
+    assert not [s for s in res["members"][0]["plan"]["steps"] if s["kind"] == "post"]
+    assert any("postscripts=False" in w and "scriptForImagingPrep.py" in w
+               for w in res["warnings"])
