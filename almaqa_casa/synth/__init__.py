@@ -41,7 +41,21 @@ Command line: ``almaqa synth --out DIR [--calibration manual]
 """
 from __future__ import annotations
 
-from .build import SynthError, generate
 from .spec import SynthSpec
 
-__all__ = ["SynthError", "SynthSpec", "generate"]
+__all__ = ["SynthError", "SynthSpec", "generate", "make_skeleton"]
+
+
+def __getattr__(name: str):
+    """``generate``/``SynthError`` import CASA; ``make_skeleton`` does not.
+    Loaded on first use so the pure modules (spec, shape, skeleton) import
+    without casatools."""
+    if name in ("generate", "SynthError"):
+        from . import build
+
+        return getattr(build, name)
+    if name == "make_skeleton":
+        from .skeleton import make_skeleton
+
+        return make_skeleton
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
