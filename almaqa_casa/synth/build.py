@@ -251,7 +251,7 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
             _log("synth: imaging")
             imgwork = os.path.join(work, "images")
             os.makedirs(imgwork)
-            manual_imaging = spec.calibration == "pipeline" and not SH.pipeline_imaged(spec)
+            manual_imaging = spec.calibration == "manual" or not SH.pipeline_imaged(spec)
             truth["images"] = imaging.build_images(spec, split_cals, imgwork, dirs["product"],
                                                    os.path.join(truth_stage, "images"), to_final,
                                                    dirs["script"] if manual_imaging else None)

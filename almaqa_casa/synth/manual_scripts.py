@@ -256,11 +256,12 @@ def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict,
 def write_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, split_cals: list[str]) -> None:
     """ImagingPrep (run here, so imaging uses calibrated.ms), scriptForPI stand-in."""
     from . import pipeline_products as pp
-    m = spec.mous
+    from .shape import file_names
+    names = file_names(spec)
     prep = imaging_prep_script(spec)
-    with open(os.path.join(dirs["script"], f"member.{m}.scriptForImagingPrep.py"), "w") as fh:
+    with open(os.path.join(dirs["script"], names["scriptForImagingPrep"]), "w") as fh:
         fh.write(prep)
-    with open(os.path.join(dirs["script"], f"member.{m}.scriptForPI.py"), "w") as fh:
+    with open(os.path.join(dirs["script"], names["scriptforpi"]), "w") as fh:
         fh.write(pp.scriptforpi_standin(spec))
     cal = os.path.join(work, "calibrated")
     for s in split_cals:
@@ -279,7 +280,7 @@ def write_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, split_ca
     split_cals[:] = [cms]
     from .measure import target_ratio
     truth["calibrated_ms_target_ratio_per_spw"] = target_ratio(cms, spec, "DATA")
-    truth["manual_files"] = {"imaging_prep": f"member.{m}.scriptForImagingPrep.py",
-                             "imaging": f"member.{m}.scriptForImaging.py",
+    truth["manual_files"] = {"imaging_prep": names["scriptForImagingPrep"],
+                             "imaging": names["imaging"],
                              "calibration_scripts": [f"{eb}.ms.scriptForCalibration.py" for eb in spec.eb_uids],
                              "casa_version_pin": version_pin(spec)[0]}

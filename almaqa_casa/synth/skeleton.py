@@ -276,6 +276,8 @@ def _pipeline(spec: S.SynthSpec, dirs: dict, work: str, expected: dict) -> None:
     for sess, tarball in tarballs.items():
         root = os.path.join(work, "ct", sess)
         write_tgz(os.path.join(cal, tarball), [(os.path.join(root, t), t) for t in sorted(by_session[sess])])
+    if has_aux_caltables(spec):
+        _aux_caltables(spec, cal, work, expected)
     aux = {"flux.csv": pp.flux_csv(spec, _field_ids(spec)),
            "antennapos.csv": pp.antennapos_csv(spec, list(S.ANTENNA_NAMES[:spec.nant])),
            names["cont_dat"]: pp.cont_dat(spec)}
@@ -307,6 +309,32 @@ def _pipeline(spec: S.SynthSpec, dirs: dict, work: str, expected: dict) -> None:
         texts[names[f"scriptFor{p}"]] = pp.post_script_standin(spec, p)
     for fname, text in texts.items():
         _write(os.path.join(script, fname), text)
+
+
+def has_aux_caltables(spec: S.SynthSpec) -> bool:
+    """Cycle 5-7 pipeline imaging left continuum-fit tables beside the
+    calibration: ``<mous>.session_<k>.auxcaltables.tgz`` and
+    ``<ms>.auxcalapply.txt`` (not the main list; realworld.md)."""
+    return 5 <= spec.cycle <= 7 and SH.pipeline_imaged(spec) and not spec.total_power
+
+
+def _aux_caltables(spec: S.SynthSpec, cal: str, work: str, expected: dict) -> None:
+    plw = calplan.PIPELINE_WORKDIR.format(mous=spec.mous)
+    by_session: dict[str, list[str]] = {}
+    for uid, sess in zip(spec.eb_uids, SH.eb_sessions(spec)):
+        name = f"{uid}.ms.hif_uvcontfit.s26_1.{calplan.SPW_TOKEN}.uvcont.tbl"
+        os.makedirs(os.path.join(work, "auxct", sess, name))
+        by_session.setdefault(sess, []).append(name)
+        entry = {"vis": plw + f"{uid}.ms", "field": spec.target.name, "intent": "TARGET",
+                 "spw": calplan.SPW_LIST, "antenna": f"0~{spec.nant - 1}", "gaintable": [plw + name],
+                 "gainfield": [""], "spwmap": [[]], "interp": [""], "calwt": [False]}
+        _write(os.path.join(cal, f"{uid}.ms.auxcalapply.txt"), calplan.format_calapply(f"{uid}.ms", [entry]))
+        expected[uid]["aux_caltables"] = {"tarball": f"{spec.mous}.{sess}.auxcaltables.tgz",
+                                          "calapply": f"{uid}.ms.auxcalapply.txt", "caltables": [name]}
+    for sess, names in by_session.items():
+        root = os.path.join(work, "auxct", sess)
+        write_tgz(os.path.join(cal, f"{spec.mous}.{sess}.auxcaltables.tgz"),
+                  [(os.path.join(root, n), n) for n in sorted(names)])
 
 
 def _imaging_script(spec: S.SynthSpec) -> str:

@@ -322,3 +322,45 @@ print("BAD", bad)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "BAD []" in out.stdout, out.stdout[-2000:]
+
+
+def test_aux_caltables_are_not_the_main_list(skeletons):
+    """Cycle 5-7 pipeline imaging: session auxcaltables tarballs and per-EB
+    auxcalapply lists beside the real ones (realworld.md: not the main list)."""
+    r = skeletons["no_session_1"]
+    t, cal = r["truth"], os.path.join(r["member_dir"], "calibration")
+    names = os.listdir(cal)
+    for eb in t["ebs"]:
+        aux = t["expected"][eb]["aux_caltables"]
+        assert aux["tarball"] in names and aux["calapply"] in names
+        assert aux["tarball"].endswith(".auxcaltables.tgz") and not aux["tarball"].endswith(".caltables.tgz")
+        assert aux["tarball"] not in t["shape"]["session_caltables"].values()
+        assert parse_calapply(os.path.join(cal, aux["calapply"]))[0]["intent"] == "TARGET"
+        assert set(aux["caltables"]) <= {n.rstrip("/") for n in tar_members(os.path.join(cal, aux["tarball"]))}
+        assert not set(aux["caltables"]) & set(t["expected"][eb]["caltables"])
+    assert not [n for n in os.listdir(os.path.join(skeletons["modern"]["member_dir"], "calibration"))
+                if "aux" in n and "auxproducts" not in n]
+
+
+@pytest.mark.parametrize("name", ["cycle4_gaps", "semipass", "modern"])
+def test_archive_tars(skeletons, tmp_path, name):
+    """The archive's tar files of each era hold the member, relative paths only."""
+    from almaqa_casa.synth.tree import archive_tars
+
+    r = skeletons[name]
+    spec = r["spec"]
+    tars = archive_tars(spec, os.path.dirname(r["project_dir"]), str(tmp_path))
+    base = sorted(os.path.basename(p) for p in tars)
+    p, m = spec.project, spec.mous
+    asdm = [f"{p}_{eb}.asdm.sdm.tar" if spec.cycle <= 4 else f"{p}_{eb}_asdm.sdm.tar" for eb in spec.eb_uids]
+    if spec.cycle <= 4:
+        assert base == sorted([f"{p}_{m}_001_of_001.tar", *asdm])
+    elif spec.calibration == "semipass":
+        assert base == sorted([f"{p}_{m}_001_of_001.tar", f"member_{m}_README.txt.tar", *asdm])
+    else:
+        assert base == sorted([f"{p}_{m}_001_of_001.tar", f"{p}_{m}_auxiliary.tar",
+                               f"member_{m}_README.txt.tar", *asdm])
+    for path in tars:
+        with tarfile.open(path) as tf:
+            for ti in tf.getmembers():
+                assert ti.name.startswith(p + "/") and ".." not in ti.name.split("/")
