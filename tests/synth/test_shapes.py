@@ -308,11 +308,13 @@ def test_sacm_restore_script(sacm_delivery):
 
 
 @pytest.mark.parametrize("lazy", [True, False])
-def test_sacm_syscal_fixed(sacm_delivery, tmp_path, lazy):
+def test_sacm_syscal_fixed(sacm_delivery, tmp_path, monkeypatch, lazy):
     """The SACM ASDM imports (lazy or not) into an MS whose SYSCAL table has
     per-antenna TIMEs for one Tsys measurement; fixsyscaltimes (casarecipes)
     changes them exactly as the truth says, and a second run changes nothing."""
     from casarecipes.almahelpers import fixsyscaltimes
+
+    monkeypatch.chdir(tmp_path)  # fixsyscaltimes leaves a 'byspw' table in the cwd
 
     from almaqa_casa.synth._casa import casatasks
 
