@@ -294,7 +294,7 @@ def post_script_standin(spec: S.SynthSpec, which: str) -> str:
                  for v in vis]
     else:
         return imaging_prep_script(spec)
-    return (f"# ALMA Data Reduction Script: scriptFor{which}.py (synthetic skeleton)\n"
+    return (f"# ALMA Data Reduction Script: {SH.POST_SCRIPT_FILES[which]} (synthetic skeleton)\n"
             f"# Run by scriptForPI.py in 'calibrated/' after the restore.\n\n"
             + "\n".join(lines) + "\n")
 

@@ -53,6 +53,9 @@ ERA_VERSIONS = {
     12: ("6.6.6.5", "2025.1.0.40"),
 }
 _NUM = re.compile(r"session_(\d+)\Z")
+#: File names of the post scripts (restore.md §2.3; ``member.<mous>.`` prefixed from Cycle 5).
+POST_SCRIPT_FILES = {"PolCal": "scriptForPolCalibration.py", "FluxCal": "scriptForFluxCalibration.py",
+                     "ImagingPrep": "scriptForImagingPrep.py"}
 
 
 def era_label(spec: S.SynthSpec) -> str:
@@ -181,7 +184,7 @@ def file_names(spec: S.SynthSpec) -> dict[str, str]:
         "qa2": None if (old and spec.calibration == "pipeline") else f"member.{m}.qa2_report.html",
     }
     for p in S.POST_SCRIPTS:
-        out[f"scriptFor{p}"] = f"{pre}scriptFor{p}.py"
+        out[f"scriptFor{p}"] = f"{pre}{POST_SCRIPT_FILES[p]}"
     out["caltables"] = session_tarballs(spec).get("session_1", next(iter(session_tarballs(spec).values())))
     return out
 

@@ -206,7 +206,9 @@ def test_post_scripts(skeletons):
     r = skeletons["post_scripts"]
     member, shape = r["member_dir"], r["truth"]["shape"]
     assert shape["post_scripts_order"] == ["PolCal", "FluxCal", "ImagingPrep"]
-    for p in ("PolCal", "FluxCal", "ImagingPrep"):
+    for p, real in (("PolCal", "scriptForPolCalibration.py"), ("FluxCal", "scriptForFluxCalibration.py"),
+                    ("ImagingPrep", "scriptForImagingPrep.py")):
+        assert shape["files"][f"scriptFor{p}"] == f"member.{r['truth']['mous']}.{real}"
         assert os.path.isfile(_script(member, shape["files"][f"scriptFor{p}"]))
     prep = open(_script(member, shape["files"]["scriptForImagingPrep"])).read()
     concat = [kw for n, kw in calls(prep) if n == "concat"]
