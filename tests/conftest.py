@@ -5,6 +5,21 @@ dict of :func:`almaqa_casa.synth.generate` (``project_dir``, ``member_dir``,
 ``truth_path``, ``truth_dir``, ``truth``, ...).  Treat them as read-only:
 copy a delivery before changing anything in it.
 
+Real delivery shapes (issue 12; ``truth['shape']`` describes each, see
+:func:`almaqa_casa.synth.shape.describe`), 2 EBs and 8 antennas each:
+
+* ``sessions_delivery``: EBs in ``session_2`` and ``session_4``, no manifest
+  (the EB -> session map is only in the restore script and the PPR);
+* ``snaming_delivery``: Cycle 10, sessions 1 and 2, ``<mous>.s<k>.caltables.tgz``;
+* ``cycle4_delivery``: Cycle 4 layout (``README``, loose aux files, flag
+  templates, ``PPR_<uid>.xml``, multi-term products), sessions 1 and 2;
+* ``cycle7_delivery``: Cycle 7 (``casa_commands.log`` in script/, no log/);
+* ``imagingprep_delivery``: pipeline calibration, manual imaging and a
+  ``scriptForImagingPrep.py`` (``truth['imaging_prep']``);
+* ``semipass_delivery``: qa/, script/, raw/ only;
+* ``sacm_delivery``: Cycle 5 SACM/JAO restore pre-step with an ASDM whose
+  SysCal table fixsyscaltimes changes (``truth['sacm']``).
+
 With ``ALMAQA_SYNTH_CACHE=/some/folder`` the builds are kept between test
 runs in ``<cache>/<variant>-<hash of generator source + parameters>`` and
 reused once complete (a ``.complete`` marker is written last; a lock file
@@ -27,6 +42,16 @@ VARIANTS = {
     "pipeline": dict(calibration="pipeline", polarization=False, nebs=2, seed=12345),
     "manual": dict(calibration="manual", polarization=False, nebs=2, seed=12345),
     "pol": dict(calibration="pipeline", polarization=True, nebs=2, seed=12345),
+    "sessions": dict(calibration="pipeline", nebs=2, seed=12345, sessions=["session_2", "session_4"],
+                     manifest=False),
+    "snaming": dict(calibration="pipeline", nebs=2, seed=12345, cycle=10,
+                    sessions=["session_1", "session_2"], caltables_naming="s"),
+    "cycle4": dict(calibration="pipeline", nebs=2, seed=12345, cycle=4, sessions=["session_1", "session_2"]),
+    "cycle7": dict(calibration="pipeline", nebs=2, seed=12345, cycle=7),
+    "imagingprep": dict(calibration="pipeline", nebs=2, seed=12345, post_scripts=["ImagingPrep"]),
+    "semipass": dict(calibration="semipass", nebs=2, seed=12345),
+    "sacm": dict(calibration="pipeline", nebs=2, seed=12345, cycle=5, sacm=True,
+                 sessions=["session_1", "session_2"]),
 }
 
 
@@ -95,6 +120,41 @@ def manual_delivery(tmp_path_factory):
 @pytest.fixture(scope="session")
 def pol_delivery(tmp_path_factory):
     return build_delivery("pol", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def sessions_delivery(tmp_path_factory):
+    return build_delivery("sessions", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def snaming_delivery(tmp_path_factory):
+    return build_delivery("snaming", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def cycle4_delivery(tmp_path_factory):
+    return build_delivery("cycle4", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def cycle7_delivery(tmp_path_factory):
+    return build_delivery("cycle7", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def imagingprep_delivery(tmp_path_factory):
+    return build_delivery("imagingprep", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def semipass_delivery(tmp_path_factory):
+    return build_delivery("semipass", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def sacm_delivery(tmp_path_factory):
+    return build_delivery("sacm", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -33,15 +33,42 @@ autocorrelations x (1 + 0.05 g), cross-correlations / the same).
 ``truth['eb'][uid]`` holds scans, antennas, the flagged bad data, caltable
 names, the injected gain parameters and the calibrated/true target ratio.
 
+Shapes of real deliveries (keyword-only options of ``generate``; the
+defaults give the modern shape above): ``cycle`` (1-12: layout, names,
+versions of the era), ``sessions`` (one ``session_<k>`` per EB, a caltables
+tarball per session), ``manifest``, ``caltables_naming='s'``, ``sacm``
+(SACM/JAO pre-step and a SysCal table that needs it), ``post_scripts``
+(``ImagingPrep``), ``calibration='semipass'``.  ``truth['shape']``
+(:func:`.shape.describe`) records the shape.  Text-only skeletons of any
+shape, and presets rebuilt from real cases: :mod:`.skeleton` (pure).
+
 Tests: ``tests/conftest.py`` fixtures ``pipeline_delivery``,
-``manual_delivery``, ``pol_delivery`` (cache with ``ALMAQA_SYNTH_CACHE``),
-``tree_checksum``; ``almaqa_casa.synth.checksum.tree_checksum``.
-Command line: ``almaqa synth --out DIR [--calibration manual]
-[--polarization] [--nebs N] [--selfcal] [--seed S] [--tars]``.
+``manual_delivery``, ``pol_delivery``, ``sessions_delivery``,
+``snaming_delivery``, ``cycle4_delivery``, ``cycle7_delivery``,
+``imagingprep_delivery``, ``semipass_delivery``, ``sacm_delivery`` (cache
+with ``ALMAQA_SYNTH_CACHE``), ``tree_checksum``.
+Command line: ``almaqa synth --out DIR [--calibration manual|semipass]
+[--polarization] [--nebs N] [--selfcal] [--seed S] [--tars] [--cycle N]
+[--sessions s1,s2] [--[no-]manifest] [--caltables-naming s] [--sacm]
+[--post-script ImagingPrep] [--skeleton PRESET]``.
 """
 from __future__ import annotations
 
-from .build import SynthError, generate
 from .spec import SynthSpec
 
-__all__ = ["SynthError", "SynthSpec", "generate"]
+__all__ = ["SynthError", "SynthSpec", "generate", "make_skeleton"]
+
+
+def __getattr__(name: str):
+    """``generate``/``SynthError`` import CASA; ``make_skeleton`` does not.
+    Loaded on first use so the pure modules (spec, shape, skeleton) import
+    without casatools."""
+    if name in ("generate", "SynthError"):
+        from . import build
+
+        return getattr(build, name)
+    if name == "make_skeleton":
+        from .skeleton import make_skeleton
+
+        return make_skeleton
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -248,3 +248,99 @@ def check_import(vis: str, spec: S.SynthSpec, info: dict) -> dict:
         return {"nscan": nscan, "nrows": msmd.nrows(), "fields": list(msmd.fieldnames())}
     finally:
         msmd.close()
+
+
+#: SysCal (Tsys) measurement length per antenna under the SACM/JAO timing
+#: fault (Cycle 5-6): one measurement, antennas with different INTERVALs,
+#: so TIME (its midpoint) differs over antennas while TIME - INTERVAL/2 does
+#: not.  ``recipes.almahelpers.fixsyscaltimes`` finds exactly that and sets
+#: TIME = mean(TIME - INTERVAL/2) + 1 s, INTERVAL = 2 s.
+SACM_DURATIONS_S = (1.152, 2.304, 3.456)
+FIXSYSCALTIMES_INTERVAL_S = 2.0
+
+
+def _temperature_array(values) -> str:
+    """ASDM XML text of a 2-D temperature array (numReceptor x numChan)."""
+    import numpy as np
+
+    v = np.asarray(values, float)
+    return "2 %d %d %s" % (v.shape[0], v.shape[1], " ".join("%.3f" % x for x in v.ravel()))
+
+
+def syscal_measurements(info: dict) -> list[dict]:
+    """Tsys measurement starts (MJD s): the first seconds of the bandpass scan
+    and of every target scan, as ALMA measures Tsys before them.  Starts sit
+    at half seconds so ``floor(TIME - INTERVAL/2)`` is the same on every
+    antenna."""
+    import math
+
+    out = []
+    for s in info["scans"]:
+        if "BANDPASS" in s["intents"] or "TARGET" in s["intents"]:
+            out.append({"scan": s["scan"], "start_s": math.floor(s["start"]) + 1.5})
+    return out
+
+
+def write_syscal(asdm: str, eb_uid: str, info: dict, tsys_k, sacm: bool = True) -> dict:
+    """Replace the exported SysCal table (one spectrum-less row per
+    integration) by Tsys measurements with TCAL/TRX/TSKY/TSYS spectra, as XML
+    rows that importasdm fills into the MS SYSCAL table; with ``sacm`` the
+    antennas' intervals differ as under the SACM/JAO fault.  Returns the
+    truth of the table and of what fixsyscaltimes must do to it."""
+    import numpy as np
+
+    path = os.path.join(asdm, "SysCal.xml")
+    with open(path) as fh:
+        text = fh.read()
+    head = text[: text.index("<BulkStoreRef")] if "<BulkStoreRef" in text else text[: text.index("<row>")]
+    head = re.sub(r"(<ContainerEntity entityId=)'[^']*'", r"\g<1>'%s'" % _uid_url(eb_uid), head)
+    meas = syscal_measurements(info)
+    nant = len(info["antennas"])
+    rows = []
+    for m in meas:
+        for ant in range(nant):
+            dur = SACM_DURATIONS_S[ant % len(SACM_DURATIONS_S)] if sacm else SACM_DURATIONS_S[0]
+            mid = m["start_s"] + dur / 2.0
+            for spw, sw in enumerate(S.SPWS):
+                fr = (sw.freqs - sw.center_hz) / sw.bandwidth_hz
+                shape = 1.0 + 0.04 * fr + 0.03 * fr ** 2
+                tsys = np.array([tsys_k[ant][p] * shape for p in range(2)])
+                trx = np.full_like(tsys, 45.0) * (1.0 + 0.02 * fr)
+                tsky = np.clip(tsys - trx, 1.0, None)
+                tcal = np.full_like(tsys, 270.0)
+                rows.append(
+                    f"<row> <timeInterval> {round(mid * 1e9)} {round(dur * 1e9)} </timeInterval> "
+                    f"<numReceptor> 2 </numReceptor> <numChan> {sw.nchan} </numChan> "
+                    f"<tcalFlag>true</tcalFlag> <tcalSpectrum> {_temperature_array(tcal)} </tcalSpectrum> "
+                    f"<trxFlag>true</trxFlag> <trxSpectrum> {_temperature_array(trx)} </trxSpectrum> "
+                    f"<tskyFlag>true</tskyFlag> <tskySpectrum> {_temperature_array(tsky)} </tskySpectrum> "
+                    f"<tsysFlag>true</tsysFlag> <tsysSpectrum> {_temperature_array(tsys)} </tsysSpectrum> "
+                    f"<tantFlag>false</tantFlag> <tantTsysFlag>false</tantTsysFlag> "
+                    f"<phaseDiffFlag>false</phaseDiffFlag> <antennaId> Antenna_{ant} </antennaId> "
+                    f"<feedId> 0 </feedId> <spectralWindowId> SpectralWindow_{spw} </spectralWindowId> </row>\n")
+    head = re.sub(r"<Attributes>.*?</Attributes>\s*", "", head, flags=re.S)
+    with open(path, "w") as fh:
+        fh.write(head + "".join(rows) + "</SysCalTable>\n")
+    binary = os.path.join(asdm, "SysCal.bin")
+    if os.path.exists(binary):
+        os.remove(binary)
+    apath = os.path.join(asdm, "ASDM.xml")
+    with open(apath) as fh:
+        atext = fh.read()
+    atext, n = re.subn(r"(<Name> SysCal </Name> <NumberRows> )\d+", r"\g<1>%d" % len(rows), atext)
+    if n != 1:
+        raise RuntimeError(f"{apath}: no SysCal entry to update")
+    with open(apath, "w") as fh:
+        fh.write(atext)
+    durs = sorted({SACM_DURATIONS_S[a % len(SACM_DURATIONS_S)] if sacm else SACM_DURATIONS_S[0]
+                   for a in range(nant)})
+    return {
+        "rows": len(rows), "spws": list(range(len(S.SPWS))), "antennas": nant,
+        "measurements": [dict(m, fixed_time_s=m["start_s"] + FIXSYSCALTIMES_INTERVAL_S / 2.0) for m in meas],
+        "intervals_s": durs, "fixed_interval_s": FIXSYSCALTIMES_INTERVAL_S,
+        "distinct_times_per_spw": len(meas) * len(durs), "distinct_times_per_spw_fixed": len(meas),
+        "fixsyscaltimes_changes": len(durs) > 1,
+        "tsys_k": [[float(tsys_k[a][p]) for p in range(2)] for a in range(nant)],
+        "tsys_spectral_shape": "tsys_k x (1 + 0.04 f + 0.03 f^2), f = (nu - centre) / bandwidth",
+        "time_convention": "MS TIME is the ASDM timeInterval midpoint; TIME - INTERVAL/2 is the start",
+    }

@@ -12,15 +12,22 @@ import time
 import numpy as np
 
 from ..errors import AlmaqaError
-from . import asdm, calibrate, imaging, simulate, tree
+from . import asdm, calibrate, imaging, measure, simulate, tree
+from . import pipeline_build as pb
 from . import pipeline_products as pp
+from . import shape as SH
 from . import spec as S
 from . import truth as T
-from ._casa import casatasks, casatools
+from ._casa import casatools
 
 
 class SynthError(AlmaqaError, RuntimeError):
     """The generator could not build the delivery; the message says why."""
+
+
+# Kept under their old names: other code measures with them.
+measure_target = measure.target_ratio
+_field_ids = measure.field_ids
 
 
 @contextlib.contextmanager
@@ -40,46 +47,23 @@ def _log(msg: str) -> None:
         pass
 
 
-def _field_ids(vis: str) -> dict[str, int]:
-    msmd = casatools.msmetadata()
-    msmd.open(vis)
-    try:
-        return {n: i for i, n in enumerate(msmd.fieldnames())}
-    finally:
-        msmd.close()
-
-
-def measure_target(vis: str, spec: S.SynthSpec, column: str = "DATA") -> dict[int, float]:
-    """Mean unflagged cross-correlation (parallel hands, real part) of the
-    target per spw, divided by the injected mean (incl. the renorm under-scaling)."""
-    tb = casatools.table()
-    fid = _field_ids(vis)[spec.target.name]
-    out = {}
-    tb.open(vis)
-    try:
-        for k, sw in enumerate(S.SPWS):
-            q = tb.query(f"DATA_DESC_ID=={k} && ANTENNA1!=ANTENNA2 && FIELD_ID=={fid}")
-            try:
-                d = q.getcol(column)
-                f = q.getcol("FLAG")
-            finally:
-                q.close()
-            par = [0, -1]
-            dm = np.ma.array(d[par], mask=f[par])
-            got = dm.mean(axis=(0, 2)).real
-            i = S.stokes_spectrum(spec.target, sw.freqs, k)[0]
-            if not spec.polarization:
-                i = i / S.renorm_scaling(sw.freqs, k)
-            out[k] = float(got.mean() / i.mean())
-    finally:
-        tb.close()
-    return out
-
-
 def generate(outdir: str, calibration: str = "pipeline", polarization: bool = False, nebs: int = 2,
              selfcal: bool = False, seed: int = 12345, tars: bool = False, nant: int = 8,
-             casa_version_pin: str = "", keep_work: bool = False) -> dict:
+             casa_version_pin: str = "", keep_work: bool = False, *, cycle: int = 12,
+             sessions=(), manifest: bool | None = None, caltables_naming: str = "session",
+             sacm: bool = False, post_scripts=(), total_power: bool = False, ppr_sessions=()) -> dict:
     """Build a synthetic ALMA delivery under ``outdir``.
+
+    The keyword-only shape options choose which real delivery shape to
+    imitate (see :class:`~almaqa_casa.synth.spec.SynthSpec`): ``cycle``
+    (1-12: layout, names, versions), ``sessions`` (one ``session_<k>`` per
+    EB), ``manifest`` (None: as the era did), ``caltables_naming``
+    (``'s'``: ``<mous>.s<k>.caltables.tgz``), ``sacm`` (the Cycle 5-6
+    SACM/JAO pre-step and an ASDM that needs it), ``post_scripts``
+    (``('ImagingPrep',)``), ``ppr_sessions`` (a PPR that disagrees);
+    ``calibration='semipass'`` gives a package with raw data only.
+    ``total_power`` deliveries exist as text-only skeletons only
+    (:func:`almaqa_casa.synth.skeleton.make_skeleton`) until issue 15.
 
     Returns a dict with ``project_dir``, ``member_dir``, ``truth_path``,
     ``truth`` (the truth dict, as in truth.json), ``spec`` and ``tars``.
@@ -87,7 +71,18 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
     into place at the end: a failure leaves nothing half-built."""
     spec = S.SynthSpec(calibration=calibration, polarization=bool(polarization), nebs=int(nebs),
                        selfcal=bool(selfcal), seed=int(seed), tars=bool(tars), nant=int(nant),
-                       casa_version_pin=casa_version_pin)
+                       casa_version_pin=casa_version_pin, cycle=int(cycle), sessions=sessions,
+                       manifest=manifest, caltables_naming=caltables_naming, sacm=bool(sacm),
+                       post_scripts=post_scripts, total_power=bool(total_power), ppr_sessions=ppr_sessions)
+    if spec.nebs > S.MAX_SIMULATED_EBS:
+        raise ValueError(f"generate() simulates at most {S.MAX_SIMULATED_EBS} EBs, not {spec.nebs}; "
+                         "make_skeleton() writes text-only deliveries of any size")
+    if spec.total_power:
+        raise ValueError("total power deliveries are not simulated yet (issue 15); "
+                         "almaqa_casa.synth.skeleton.make_skeleton writes text-only ones")
+    if set(spec.post_scripts) - {"ImagingPrep"}:
+        raise ValueError("generate() runs the ImagingPrep post script only; FluxCal and PolCal "
+                         "scripts exist in text-only skeletons")
     outdir = os.path.abspath(outdir)
     os.makedirs(outdir, exist_ok=True)
     final_project = os.path.join(outdir, spec.project)
@@ -122,19 +117,7 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
     return result
 
 
-def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
-    stage = os.path.join(tmp, "stage")
-    work = os.path.join(tmp, "work")
-    os.makedirs(work)
-    member = tree.member_path(stage, spec)
-    dirs = tree.make_dirs(member)
-    truth_stage = os.path.join(stage, "truth")
-    for d in ("reference", "images", "corruptions"):
-        os.makedirs(os.path.join(truth_stage, d))
-    final_member = tree.member_path(outdir, spec)
-    final_truth = os.path.join(outdir, "truth")
-    to_final = lambda p: p.replace(stage, outdir, 1)  # noqa: E731
-
+def _truth_head(spec: S.SynthSpec, outdir: str, final_member: str, final_truth: str) -> dict:
     truth: dict = {
         "generator": "almaqa_casa.synth", "spec": dataclasses.asdict(spec), "variant": spec.variant,
         "project": spec.project, "science_goal": spec.ous_uids[0], "group": spec.ous_uids[1],
@@ -142,6 +125,7 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
         "polarization": spec.polarization, "selfcal": spec.selfcal,
         "project_dir": os.path.join(outdir, spec.project), "member_dir": final_member,
         "truth_dir": final_truth, "corrs": spec.corrs, "refant": S.REFANT,
+        "shape": SH.describe(spec),
         "spws": [{"id": k, "name": sw.name, "nchan": sw.nchan, "kind": sw.kind,
                   "center_hz": sw.center_hz, "width_hz": sw.width_hz,
                   "chan0_hz": float(sw.freqs[0])} for k, sw in enumerate(S.SPWS)],
@@ -173,6 +157,67 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
     if spec.polarization:  # no autocorrelations in this variant (see simulate.py)
         truth["renorm"].update(exceeds_threshold=False, max_scaling=1.0, peak=0.0,
                                scaling=np.ones(len(f)), applies_to="nothing (no autocorrelations)")
+    return truth
+
+
+def _simulate_eb(spec, k, uid, work, dirs, truth_stage, to_final, truth) -> tuple[str, dict]:
+    """Simulate, corrupt and export one EB; its reference MS and truth."""
+    _log(f"synth: simulating EB {k + 1}/{spec.nebs} {uid}")
+    sim = os.path.join(work, f"sim{k}.ms")
+    info = simulate.simulate_structure(spec, k, sim)
+    theta = None
+    if spec.polarization:
+        from .polarization import feed_rotation
+        theta = feed_rotation(sim)
+    cor = simulate.fill_data(spec, k, sim, info, theta)
+    raw = os.path.join(dirs["raw"], f"{uid}.asdm.sdm")
+    asdm.export(sim, raw, uid, info, spec)
+    shutil.rmtree(sim)
+    syscal = asdm.write_syscal(raw, uid, info, cor["params"]["tsys_k"], sacm=True) if spec.sacm else None
+    # the reference: importasdm's rows, the true sky
+    ref = os.path.join(truth_stage, "reference", f"{uid}.ms")
+    asdm.import_asdm(raw, ref, lazy=False)
+    T.write_reference_ms(ref, spec)
+    shutil.rmtree(ref + ".flagversions", ignore_errors=True)
+    npz = os.path.join(truth_stage, "corruptions", f"{uid}.npz")
+    arrays = {f"param_{n}": v for n, v in cor["params"].items()}
+    for dd, g in cor["gains"].items():
+        arrays[f"gain_time_spw{dd}"] = g["time"]
+        arrays[f"gain_spw{dd}"] = g["gain"]
+        arrays[f"bandpass_spw{dd}"] = simulate.bandpass(cor["params"], dd)
+    np.savez_compressed(npz, **arrays)
+    eb_truth = {
+        "asdm": to_final(raw), "reference_ms": to_final(ref), "corruptions_npz": to_final(npz),
+        "scans": info["scans"], "antennas": info["antennas"], "pads": info["pads"],
+        "bad_data": info["bad"], "flag_commands": calibrate.flag_commands(info),
+        "gain_model": "V_ab = g_a B_a conj(g_b B_b) V_true / renorm + noise; see corruptions_npz",
+        "gains": {n: cor["params"][n] for n in ("amp0", "amp_var", "amp_period_s", "phase0_deg",
+                                                "phase_spw_deg", "phase_drift_deg_per_s",
+                                                "phase_wobble_deg", "phase_wobble_period_s")},
+        "gains_axes": "amp0/phase0_deg: [antenna][pol X,Y]; phase_spw_deg: [antenna][pol][spw]",
+    }
+    if syscal is not None:
+        eb_truth["syscal"] = syscal
+        truth.setdefault("sacm", {"restore_pre_step": "hifa_importdata(dbservice=False, bdfflags=False) "
+                                                      "then fixsyscaltimes(vis=<uid>.ms) per EB",
+                                  "ebs": {}})["ebs"][uid] = syscal
+    truth["eb"][uid] = eb_truth
+    return raw, info
+
+
+def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
+    stage = os.path.join(tmp, "stage")
+    work = os.path.join(tmp, "work")
+    os.makedirs(work)
+    member = tree.member_path(stage, spec)
+    dirs = tree.make_dirs(member, spec)
+    truth_stage = os.path.join(stage, "truth")
+    for d in ("reference", "images", "corruptions"):
+        os.makedirs(os.path.join(truth_stage, d))
+    final_member = tree.member_path(outdir, spec)
+    final_truth = os.path.join(outdir, "truth")
+    to_final = lambda p: p.replace(stage, outdir, 1)  # noqa: E731
+    truth = _truth_head(spec, outdir, final_member, final_truth)
 
     split_cals: list[str] = []
     timings: dict[str, float] = {}
@@ -180,80 +225,43 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
     t_phase = time.time()
     with _cwd(work):
         for k, uid in enumerate(spec.eb_uids):
-            _log(f"synth: simulating EB {k + 1}/{spec.nebs} {uid}")
-            sim = os.path.join(work, f"sim{k}.ms")
-            info = simulate.simulate_structure(spec, k, sim)
-            theta = None
-            if spec.polarization:
-                from .polarization import feed_rotation
-                theta = feed_rotation(sim)
-            cor = simulate.fill_data(spec, k, sim, info, theta)
-            raw = os.path.join(dirs["raw"], f"{uid}.asdm.sdm")
-            asdm.export(sim, raw, uid, info, spec)
-            shutil.rmtree(sim)
-            # the reference: importasdm's rows, the true sky
-            ref = os.path.join(truth_stage, "reference", f"{uid}.ms")
-            asdm.import_asdm(raw, ref, lazy=False)
-            T.write_reference_ms(ref, spec)
-            for extra in (ref + ".flagversions",):
-                shutil.rmtree(extra, ignore_errors=True)
-            npz = os.path.join(truth_stage, "corruptions", f"{uid}.npz")
-            arrays = {f"param_{n}": v for n, v in cor["params"].items()}
-            for dd, g in cor["gains"].items():
-                arrays[f"gain_time_spw{dd}"] = g["time"]
-                arrays[f"gain_spw{dd}"] = g["gain"]
-                arrays[f"bandpass_spw{dd}"] = simulate.bandpass(cor["params"], dd)
-            np.savez_compressed(npz, **arrays)
-            eb_truth = {
-                "asdm": to_final(raw), "reference_ms": to_final(ref), "corruptions_npz": to_final(npz),
-                "scans": info["scans"], "antennas": info["antennas"], "pads": info["pads"],
-                "bad_data": info["bad"], "flag_commands": calibrate.flag_commands(info),
-                "gain_model": "V_ab = g_a B_a conj(g_b B_b) V_true / renorm + noise; see corruptions_npz",
-                "gains": {n: cor["params"][n] for n in ("amp0", "amp_var", "amp_period_s", "phase0_deg",
-                                                        "phase_spw_deg", "phase_drift_deg_per_s",
-                                                        "phase_wobble_deg", "phase_wobble_period_s")},
-                "gains_axes": "amp0/phase0_deg: [antenna][pol X,Y]; phase_spw_deg: [antenna][pol][spw]",
-            }
-            truth["eb"][uid] = eb_truth
+            raw, info = _simulate_eb(spec, k, uid, work, dirs, truth_stage, to_final, truth)
             if spec.calibration == "pipeline":
-                split_cals.append(_pipeline_eb(spec, k, uid, raw, work, dirs, info, eb_truth))
-            else:
+                split_cals.append(pb.pipeline_eb(spec, k, uid, raw, work, dirs, info, truth["eb"][uid]))
+            elif spec.calibration == "manual":
                 from . import manual_scripts
-                split_cals.append(manual_scripts.run_eb(spec, k, uid, raw, work, dirs, info, eb_truth))
+                split_cals.append(manual_scripts.run_eb(spec, k, uid, raw, work, dirs, info, truth["eb"][uid]))
 
         timings["ebs"] = round(time.time() - t_phase, 1)
         t_phase = time.time()
         if spec.calibration == "pipeline":
-            _pipeline_texts(spec, work, dirs, truth)
-        else:
+            pb.pipeline_common(spec, work, dirs, truth)
+            if "ImagingPrep" in spec.post_scripts:
+                split_cals = [pb.imaging_prep(spec, work, dirs, truth, split_cals)]
+        elif spec.calibration == "manual":
             from . import manual_scripts
             manual_scripts.write_common(spec, work, dirs, truth, split_cals)
+        else:
+            with open(os.path.join(dirs["script"], SH.file_names(spec)["scriptforpi"]), "w") as fh:
+                fh.write(pp.scriptforpi_standin(spec))
 
         timings["common"] = round(time.time() - t_phase, 1)
         t_phase = time.time()
-        # products
-        _log("synth: imaging")
-        imgwork = os.path.join(work, "images")
-        os.makedirs(imgwork)
-        truth["images"] = _images(spec, split_cals, imgwork, dirs["product"],
-                                  os.path.join(truth_stage, "images"), to_final, work)
-        if spec.selfcal:
-            from .selfcal import selfcal_products
-            truth["images"].update(selfcal_products(spec, split_cals, imgwork, dirs["product"],
-                                                    os.path.join(truth_stage, "images"), to_final))
+        if split_cals:  # products (a semipass package has none)
+            _log("synth: imaging")
+            imgwork = os.path.join(work, "images")
+            os.makedirs(imgwork)
+            manual_imaging = spec.calibration == "manual" or not SH.pipeline_imaged(spec)
+            truth["images"] = imaging.build_images(spec, split_cals, imgwork, dirs["product"],
+                                                   os.path.join(truth_stage, "images"), to_final,
+                                                   dirs["script"] if manual_imaging else None)
+            if spec.selfcal:
+                from .selfcal import selfcal_products
+                truth["images"].update(selfcal_products(spec, split_cals, imgwork, dirs["product"],
+                                                        os.path.join(truth_stage, "images"), to_final))
 
     timings["imaging"] = round(time.time() - t_phase, 1)
-    # README, qa, log
-    casa_version = (pp.CASA_VERSION_PIPELINE if spec.calibration == "pipeline"
-                    else ".".join(str(v) for v in casatools.version()[:3]))
-    with open(os.path.join(member, f"member.{spec.mous}.README.txt"), "w") as fh:
-        fh.write(tree.readme(spec, casa_version))
-    summary = {"Project": spec.project, "MOUS": spec.mous, "EBs": ", ".join(spec.eb_uids),
-               "CASA version": casa_version, "QA2": "PASS (synthetic)"}
-    tree.qa_files(spec, dirs["qa"], work, summary)
-    if spec.calibration == "pipeline":
-        with open(os.path.join(dirs["log"], pp.names(spec)["cmdlog"]), "w") as fh:
-            fh.write(_commands_log(spec))
+    _texts_around(spec, member, dirs, work)
     tarpaths = []
     if spec.tars:
         tarpaths = tree.archive_tars(spec, stage, os.path.join(stage, "archive"))
@@ -266,128 +274,21 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
             "truth": truth, "spec": spec, "tars": truth["tars"], "variant": spec.variant}
 
 
-def _pipeline_eb(spec, k, uid, raw, work, dirs, info, eb_truth) -> str:
-    """Import, flag, solve, export the pipeline's per-EB products; apply and
-    split for imaging.  Returns the calibrated split MS."""
-    vis = os.path.join(work, f"{uid}.ms")
-    asdm.import_asdm(raw, vis, lazy=True)
-    eb_truth["import_check"] = asdm.check_import(vis, spec, info)
-    calibrate.apply_flags(vis, info)
-    fv = os.path.join(dirs["calibration"], f"{uid}.ms.flagversions.tgz")
-    pp.flagversions_tgz(vis, fv, uid)
-    ctdir = os.path.join(work, "caltables")
-    os.makedirs(ctdir, exist_ok=True)
-    tables = calibrate.solve(vis, ctdir, uid, spec)
-    if spec.polarization:
-        from .polarization import solve_polcal
-        tables["polcal"] = solve_polcal(vis, ctdir, uid, spec, tables)
-    plw = calibrate.PIPELINE_WORKDIR.format(mous=spec.mous)
-    pl_tables = {n: plw + os.path.basename(p) for n, p in tables.items()}
-    text = calibrate.format_calapply(f"{uid}.ms", calibrate.calapply_entries(
-        uid, spec, pl_tables, plw + f"{uid}.ms"))
-    with open(os.path.join(dirs["calibration"], f"{uid}.ms.calapply.txt"), "w") as fh:
-        fh.write(text)
-    entries = calibrate.calapply_entries(uid, spec, tables, vis)
-    calibrate.apply(vis, entries, parang=spec.polarization)
-    eb_truth["caltables"] = sorted(os.path.basename(p) for p in tables.values())
-    eb_truth["calibrated_target_ratio_per_spw"] = measure_target(vis, spec, "CORRECTED_DATA")
-    eb_truth["field_ids"] = _field_ids(vis)
-    split = os.path.join(work, f"{uid}.ms.split.cal")
-    casatasks.split(vis=vis, outputvis=split, datacolumn="corrected", keepflags=True)
-    if not os.path.isdir(split):
-        raise SynthError(f"split did not create {split}")
-    return split
-
-
-def _pipeline_texts(spec, work, dirs, truth) -> None:
-    n = pp.names(spec)
-    cal = dirs["calibration"]
-    # caltables of the session, flat
-    ctdir = os.path.join(work, "caltables")
-    members = [(os.path.join(ctdir, t), t) for t in sorted(os.listdir(ctdir))]
-    from .archive import write_tgz
-    write_tgz(os.path.join(cal, n["caltables"]), members)
-    # auxproducts
-    auxd = os.path.join(work, "aux")
-    os.makedirs(auxd)
-    field_ids = {eb: truth["eb"][eb]["field_ids"] for eb in spec.eb_uids}
-    ants = truth["eb"][spec.eb_uids[0]]["antennas"]
-    files = {"flux.csv": pp.flux_csv(spec, field_ids), "antennapos.csv": pp.antennapos_csv(spec, ants),
-             "cont.dat": pp.cont_dat(spec)}
-    for fname, text in files.items():
-        with open(os.path.join(auxd, fname), "w") as fh:
-            fh.write(text)
-    write_tgz(os.path.join(cal, n["auxproducts"]), [(os.path.join(auxd, f), f) for f in sorted(files)])
-    # scripts
-    renorm_ebs = list(spec.eb_uids) if truth["renorm"]["exceeds_threshold"] else []
-    texts = {n["ppr"]: pp.ppr_xml(spec), n["restore"]: pp.restore_script(spec),
-             n["pipescript"]: pp.pipescript(spec), n["manifest"]: pp.manifest_xml(spec, renorm_ebs),
-             n["scriptforpi"]: pp.scriptforpi_standin(spec)}
-    for fname, text in texts.items():
-        with open(os.path.join(dirs["script"], fname), "w") as fh:
-            fh.write(text)
-    truth["renorm"]["manifest_hifa_renorm"] = {eb: dict(pp.RENORM_INPUTS, vis=eb + ".ms") for eb in renorm_ebs}
-    truth["cont_ranges"] = {k: [{"lo_ghz": lo, "hi_ghz": hi, "chan_lo": a, "chan_hi": b, "frame": "TOPO"}
-                                for lo, hi, a, b in v] for k, v in pp.cont_ranges(spec).items()}
-    truth["pipeline_files"] = dict(n)
-
-
-def _commands_log(spec) -> str:
-    lines = ["# casa_commands.log (synthetic): calibration as almaqa_casa.synth ran it"]
-    for eb in spec.eb_uids:
-        lines += [f"importasdm(asdm='{eb}', vis='{eb}.ms', ocorr_mode='ca', lazy=True, bdfflags=True)",
-                  f"flagdata(vis='{eb}.ms', mode='manual', autocorr=True)",
-                  f"bandpass(vis='{eb}.ms', field='{S.BANDPASS.name}', solint='inf', combine='scan', solnorm=True)",
-                  f"gaincal(vis='{eb}.ms', solint='int', calmode='p')",
-                  f"gaincal(vis='{eb}.ms', solint='inf', calmode='a')",
-                  f"applycal(vis='{eb}.ms', ...)"]
-    return "\n".join(lines) + "\n"
-
-
-def _images(spec, vislist, imgwork, productdir, truthdir, to_final, work) -> dict:
-    out = {}
-    tgt = spec.target.name
-    nspw = len(S.SPWS)
-    allspw = list(range(nspw))
-    lc = S.line_channels(S.LINE["spw"])
-    jobs = []
-    if spec.polarization:
-        jobs.append((tgt, "sci", allspw, "cont", "IQUV", {S.LINE["spw"]: lc}))
-        jobs.append((tgt, "sci", [S.LINE["spw"]], "cube", "IQUV", None))
-    else:
-        for k in allspw:
-            jobs.append((tgt, "sci", [k], "mfs", "I", None))
-        jobs.append((tgt, "sci", allspw, "cont", "I", {S.LINE["spw"]: lc}))
-        jobs.append((tgt, "sci", [S.LINE["spw"]], "cube", "I", None))
-    if spec.calibration == "pipeline":  # the pipeline images calibrators too
-        for src in (S.BANDPASS, S.PHASE, S.CHECK):
-            for k in allspw:
-                jobs.append((src.name, src.role, [k], "mfs", "I", None))
-    script_jobs = []
-    for field, ttype, spws, imtype, stokes, excl in jobs:
-        base = imaging.product_base(spec, field, ttype, spws, imtype, stokes)
-        cal = ttype != "sci"
-        niter = 20 if cal else (600 if imtype == "cube" else 300)
-        thr = "5mJy" if imtype == "cube" else "0mJy"
-        r = imaging.make_image(vislist, imgwork, productdir, truthdir, base, field, spws, imtype,
-                               stokes, cont_exclude=excl, niter=niter, threshold=thr,
-                               nmajor=1 if cal else 2, imsize=64 if cal else imaging.IMSIZE,
-                               savemodel="modelcolumn" if (spec.selfcal and imtype == "cont") else "none")
-        name = os.path.basename(r["pbcor"])
-        out[name] = {"uncorrected_fits": to_final(r["uncorrected_fits"]),
-                     "pb": os.path.basename(r["pb"]), "mask": os.path.basename(r["mask"]),
-                     "noise_jy_per_beam": r["noise_jy_per_beam"],
-                     "center_pbcor_jy_per_beam": r["center_pbcor_jy_per_beam"],
-                     "field": field, "type": ttype, "spws": spws, "imtype": imtype, "stokes": stokes,
-                     "selfcal": False}
-        c = (64 if cal else imaging.IMSIZE) // 2
-        script_jobs.append({"base": base, "field": field, "spw": imaging._spwsel(spws, excl),
-                            "specmode": imtype, "stokes": stokes, "imsize": 2 * c, "cell": imaging.CELL,
-                            "niter": niter, "threshold": thr, "mask": f"circle[[{c}pix,{c}pix],4arcsec]"})
-    if spec.calibration == "manual":
-        from .manual_scripts import imaging_script
-        script = os.path.join(os.path.dirname(productdir), "script",
-                              f"member.{spec.mous}.scriptForImaging.py")
-        with open(script, "w") as fh:
-            fh.write(imaging_script(spec, script_jobs))
-    return out
+def _texts_around(spec: S.SynthSpec, member: str, dirs: dict, work: str) -> None:
+    """README, qa/ and the logs, as the era wrote them."""
+    casa_version = (SH.versions(spec)[0] if spec.calibration != "manual"
+                    else ".".join(str(v) for v in casatools.version()[:3]))
+    names = SH.file_names(spec)
+    with open(os.path.join(member, names["readme"]), "w") as fh:
+        fh.write(tree.readme(spec, casa_version))
+    summary = {"Project": spec.project, "MOUS": spec.mous, "EBs": ", ".join(spec.eb_uids),
+               "CASA version": casa_version,
+               "QA2": "SEMIPASS (synthetic)" if spec.calibration == "semipass" else "PASS (synthetic)"}
+    tree.qa_files(spec, dirs["qa"], work, summary)
+    if spec.calibration == "pipeline":
+        with open(os.path.join(dirs[names["cmdlog_dir"]], names["cmdlog"]), "w") as fh:
+            fh.write(pp.commands_log(spec))
+        if spec.cycle <= 4:
+            name, text = tree.casa_log(spec)
+            with open(os.path.join(dirs["log"], name), "w") as fh:
+                fh.write(text)

@@ -7,38 +7,17 @@ import shutil
 
 from . import spec as S
 from ._casa import casatasks
-
-#: Where the (fictitious) pipeline ran; calapply paths point here, as real
-#: ones point at the pipeline's working folder.
-PIPELINE_WORKDIR = "/lustre/alma/pipeline/{mous}/working/"
-
-SPW_LIST = ",".join(str(i) for i in range(len(S.SPWS)))
-SPW_TOKEN = "spw" + "_".join(str(i) for i in range(len(S.SPWS)))
-
-
-def caltable_names(uid: str, spec: S.SynthSpec) -> dict[str, str]:
-    """Pipeline-style caltable names of one EB (basename only)."""
-    names = {
-        "bcal": f"{uid}.ms.hifa_bandpass.s9_5.{SPW_TOKEN}.channel.solintinf.bcal.tbl",
-        "gpcal_int": f"{uid}.ms.hifa_timegaincal.s14_1.{SPW_TOKEN}.solintint.gpcal.tbl",
-        "gpcal_inf": f"{uid}.ms.hifa_timegaincal.s14_3.{SPW_TOKEN}.solintinf.gpcal.tbl",
-        "gacal": f"{uid}.ms.hifa_timegaincal.s14_5.{SPW_TOKEN}.solintinf.gacal.tbl",
-    }
-    if spec.polarization:
-        names["polcal"] = f"{uid}.ms.hifa_polcal.s15_4.{SPW_TOKEN}.Df.polcal.tbl"
-    return names
-
-
-def flag_commands(info: dict) -> list[str]:
-    """The flags the pipeline "found": autocorrelations, the TDM edges and a
-    bad antenna in one target scan."""
-    tdm = [i for i, s in enumerate(S.SPWS) if s.kind == "TDM"][0]
-    n = S.SPWS[tdm].nchan
-    return [
-        "mode='manual' autocorr=True reason='QA0:autocorr'",
-        f"mode='manual' spw='{tdm}:0~3;{n - 4}~{n - 1}' reason='edgespw'",
-        f"mode='manual' antenna='{info['bad']['antenna']}' scan='{info['bad']['scan']}' reason='hifa_flagdata:bad_antenna'",
-    ]
+from .archive import write_tgz
+from .calplan import (  # noqa: F401  (re-exported: the generator's one import)
+    PIPELINE_WORKDIR,
+    PL_TO_CASA,
+    SPW_LIST,
+    SPW_TOKEN,
+    calapply_entries,
+    caltable_names,
+    flag_commands,
+    format_calapply,
+)
 
 
 def apply_flags(vis: str, info: dict) -> None:
@@ -92,58 +71,31 @@ def solve(vis: str, outdir: str, uid: str, spec: S.SynthSpec) -> dict[str, str]:
     return paths
 
 
-def calapply_entries(uid: str, spec: S.SynthSpec, tables: dict[str, str], vis: str) -> list[dict]:
-    """One applycal selection per calibrator group, as the pipeline exports."""
-    bp, ph, chk, tgt = S.BANDPASS.name, S.PHASE.name, S.CHECK.name, spec.target.name
-    nant = spec.nant
-    ant = f"0~{nant - 1}"
-    t = tables
-    extra_t, extra_f, extra_i, extra_w = [], [], [], []
-    if "polcal" in t:
-        extra_t, extra_f, extra_i, extra_w = [t["polcal"]], [""], ["nearest"], [False]
-    e = []
-
-    def add(field, intent, gt, gf, interp, calwt):
-        e.append({"vis": vis, "field": field, "intent": intent, "spw": SPW_LIST, "antenna": ant,
-                  "gaintable": gt + extra_t, "gainfield": gf + extra_f,
-                  "spwmap": [[] for _ in gt + extra_t], "interp": interp + extra_i,
-                  "calwt": calwt + extra_w})
-
-    add(bp, "AMPLITUDE,BANDPASS", [t["bcal"], t["gpcal_int"], t["gacal"]], ["", bp, bp],
-        ["linear,linear", "linear", "linear"], [False, False, True])
-    add(ph, "PHASE", [t["bcal"], t["gpcal_int"], t["gacal"]], ["", ph, ph],
-        ["linear,linear", "linear", "linear"], [False, False, True])
-    if spec.polarization:
-        add(S.POLCAL.name, "POLARIZATION", [t["bcal"], t["gpcal_int"], t["gacal"]],
-            ["", S.POLCAL.name, ph], ["linear,linear", "linear", "linear"], [False, False, True])
-    add(f"{chk},{tgt}", "CHECK,TARGET", [t["bcal"], t["gpcal_inf"], t["gacal"]], ["", ph, ph],
-        ["linear,linear", "linear", "linear"], [False, False, True])
-    return e
-
-
-def format_calapply(vis_name: str, entries: list[dict]) -> str:
-    """The exact text of ``<vis>.calapply.txt``."""
-    lines = [f"# Apply file for {vis_name}"]
-    for d in entries:
-        lines.append(
-            "applycal(vis=%r, field=%r, intent=%r, spw=%r, antenna=%r, gaintable=%r, "
-            "gainfield=%r, spwmap=%r, interp=%r, calwt=%r)" % (
-                d["vis"], d["field"], d["intent"], d["spw"], d["antenna"], d["gaintable"],
-                d["gainfield"], d["spwmap"], d["interp"], d["calwt"]))
-    return "\n".join(lines) + "\n"
-
-
-_PL_TO_CASA = {"AMPLITUDE": "CALIBRATE_FLUX#ON_SOURCE", "BANDPASS": "CALIBRATE_BANDPASS#ON_SOURCE",
-               "PHASE": "CALIBRATE_PHASE#ON_SOURCE", "CHECK": "OBSERVE_CHECK_SOURCE#ON_SOURCE",
-               "TARGET": "OBSERVE_TARGET#ON_SOURCE",
-               "POLARIZATION": "CALIBRATE_POLARIZATION#ON_SOURCE"}
-
-
 def apply(vis: str, entries: list[dict], parang: bool = False) -> None:
     """applycal each entry on ``vis`` (paths in ``entries`` must exist)."""
     for d in entries:
-        intent = ",".join(_PL_TO_CASA[i] for i in d["intent"].split(","))
+        intent = ",".join(PL_TO_CASA[i] for i in d["intent"].split(","))
         casatasks.applycal(vis=vis, field=d["field"], intent=intent, spw=d["spw"],
                            antenna=d["antenna"], gaintable=d["gaintable"], gainfield=d["gainfield"],
                            spwmap=d["spwmap"], interp=d["interp"], calwt=d["calwt"],
                            parang=parang, applymode="calflagstrict", flagbackup=False)
+
+
+def flagversions_tgz(vis: str, out: str, uid: str) -> str:
+    """``<uid>.ms.flagversions.tgz`` with ``flags.Pipeline_Final`` only."""
+    casatasks.flagmanager(vis=vis, mode="save", versionname="Pipeline_Final",
+                          comment="Final pipeline flags")
+    fv = vis + ".flagversions"
+    src = os.path.join(fv, "flags.Pipeline_Final")
+    if not os.path.isdir(src):
+        raise RuntimeError(f"flagmanager did not save {src}")
+    stage = out + ".d"
+    shutil.rmtree(stage, ignore_errors=True)
+    d = os.path.join(stage, f"{uid}.ms.flagversions")
+    os.makedirs(d)
+    shutil.copytree(src, os.path.join(d, "flags.Pipeline_Final"))
+    with open(os.path.join(d, "FLAG_VERSION_LIST"), "w") as fh:
+        fh.write("Pipeline_Final : Final pipeline flags\n")
+    write_tgz(out, [(d, f"{uid}.ms.flagversions")])
+    shutil.rmtree(stage)
+    return out

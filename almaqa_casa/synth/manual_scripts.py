@@ -12,6 +12,7 @@ import shutil
 from . import spec as S
 from ._casa import casatools
 from .archive import write_tgz
+from .products import imaging_script  # noqa: F401  (pure; re-exported)
 
 _HEADER = '''# ALMA Data Reduction Script
 # $Id: scriptForCalibration.py (synthetic, almaqa_casa.synth) $
@@ -204,26 +205,6 @@ listobs(vis='calibrated.ms', listfile='calibrated.ms.listobs')
 """
 
 
-def imaging_script(spec: S.SynthSpec, jobs: list[dict]) -> str:
-    lines = ["# ALMA Data Reduction Script: scriptForImaging.py (synthetic)",
-             "# Makes the products in ../product from calibrated/calibrated.ms", "",
-             "import os", "", "try:", "    tclean", "except NameError:",
-             "    from casatasks import tclean, exportfits  # noqa: F401", "",
-             "vis = 'calibrated.ms'", ""]
-    for j in jobs:
-        lines.append(f"# {j['base']}")
-        lines.append(f"tclean(vis=vis, imagename='{j['base']}', field='{j['field']}', spw='{j['spw']}', "
-                     f"specmode='{j['specmode']}', stokes='{j['stokes']}', imsize=[{j['imsize']}, {j['imsize']}], "
-                     f"cell='{j['cell']}', gridder='standard', deconvolver='hogbom', weighting='briggs', "
-                     f"robust=0.5, niter={j['niter']}, threshold='{j['threshold']}', pblimit=0.2, "
-                     f"usemask='user', mask='{j['mask']}', pbcor=True)")
-        lines.append(f"exportfits(imagename='{j['base']}.image.pbcor', fitsimage='{j['base']}.pbcor.fits')")
-        lines.append(f"exportfits(imagename='{j['base']}.pb', fitsimage='{j['base']}.pb.fits')")
-        lines.append(f"exportfits(imagename='{j['base']}.mask', fitsimage='{j['base']}.mask.fits')")
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
 def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict, info: dict,
            eb_truth: dict) -> str:
     """Write the EB's calibration script into script/ and run it as
@@ -247,9 +228,9 @@ def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict,
     split = os.path.join(wd, f"{uid}.ms.split.cal")
     if not os.path.isdir(split):
         raise RuntimeError(f"{os.path.basename(spath)} did not create {uid}.ms.split.cal")
-    from .build import _field_ids, measure_target
-    eb_truth["calibrated_target_ratio_per_spw"] = measure_target(split, spec, "DATA")
-    eb_truth["field_ids"] = _field_ids(split)
+    from .measure import field_ids, target_ratio
+    eb_truth["calibrated_target_ratio_per_spw"] = target_ratio(split, spec, "DATA")
+    eb_truth["field_ids"] = field_ids(split)
     # calibration/: the tables the script made, and a (small) plots tarball
     tabs = sorted(p for p in os.listdir(wd) if p.startswith(f"{uid}.ms.split.")
                   and p not in (f"{uid}.ms.split.cal",) and not p.endswith(".listobs")
@@ -275,11 +256,12 @@ def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict,
 def write_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, split_cals: list[str]) -> None:
     """ImagingPrep (run here, so imaging uses calibrated.ms), scriptForPI stand-in."""
     from . import pipeline_products as pp
-    m = spec.mous
+    from .shape import file_names
+    names = file_names(spec)
     prep = imaging_prep_script(spec)
-    with open(os.path.join(dirs["script"], f"member.{m}.scriptForImagingPrep.py"), "w") as fh:
+    with open(os.path.join(dirs["script"], names["scriptForImagingPrep"]), "w") as fh:
         fh.write(prep)
-    with open(os.path.join(dirs["script"], f"member.{m}.scriptForPI.py"), "w") as fh:
+    with open(os.path.join(dirs["script"], names["scriptforpi"]), "w") as fh:
         fh.write(pp.scriptforpi_standin(spec))
     cal = os.path.join(work, "calibrated")
     for s in split_cals:
@@ -296,9 +278,9 @@ def write_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, split_ca
     if not os.path.isdir(cms):
         raise RuntimeError("scriptForImagingPrep.py did not create calibrated.ms")
     split_cals[:] = [cms]
-    from .build import measure_target
-    truth["calibrated_ms_target_ratio_per_spw"] = measure_target(cms, spec, "DATA")
-    truth["manual_files"] = {"imaging_prep": f"member.{m}.scriptForImagingPrep.py",
-                             "imaging": f"member.{m}.scriptForImaging.py",
+    from .measure import target_ratio
+    truth["calibrated_ms_target_ratio_per_spw"] = target_ratio(cms, spec, "DATA")
+    truth["manual_files"] = {"imaging_prep": names["scriptForImagingPrep"],
+                             "imaging": names["imaging"],
                              "calibration_scripts": [f"{eb}.ms.scriptForCalibration.py" for eb in spec.eb_uids],
                              "casa_version_pin": version_pin(spec)[0]}

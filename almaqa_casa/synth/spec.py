@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 
 import numpy as np
 
@@ -18,6 +19,15 @@ ANTENNA_NAMES = ("DA41", "DA42", "DA44", "DA45", "DA49", "DV03", "DV08", "DV11",
 ) + tuple(f"DV{n:02d}" for n in (1, 2, 4, 5, 6, 7, 9, 10, 12, 13, 14, 15, 16, 18))
 #: Most antennas a delivery can have (one per pad of :data:`CONFIG_FILE`).
 MAX_ANTENNAS = 43
+#: Most EBs a spec can name (text-only skeletons); generate() simulates at most 6.
+MAX_EBS = 64
+MAX_SIMULATED_EBS = 6
+#: Proposal year of each cycle's project codes (``<year>.1.<nnnnn>.S``).
+CYCLE_YEAR = {1: 2012, 2: 2013, 3: 2015, 4: 2016, 5: 2017, 6: 2018, 7: 2019, 8: 2021,
+              9: 2022, 10: 2023, 11: 2024, 12: 2025}
+#: SynthSpec fields that describe the delivery's shape.
+SHAPE_FIELDS = ("cycle", "sessions", "manifest", "caltables_naming", "sacm", "post_scripts",
+                "total_power", "ppr_sessions")
 #: Antenna configuration file (casadata ``alma/simmos``); the most compact one.
 CONFIG_FILE = "alma.cycle10.1.cfg"
 #: Reference antenna for the calibration solves.
@@ -137,9 +147,33 @@ def _hexid(rng: np.random.Generator, lo: int, hi: int) -> str:
     return "X%x" % int(rng.integers(lo, hi))
 
 
+#: Calibration kinds: pipeline (calapply lists and caltables), manual
+#: (per-EB scriptForCalibration.py) or semipass (raw data only).
+CALIBRATIONS = ("pipeline", "manual", "semipass")
+#: Post-restore scripts scriptForPI.py runs in ``calibrated/``, in its order.
+POST_SCRIPTS = ("PolCal", "FluxCal", "ImagingPrep")
+#: Caltable tarball naming: ``<mous>.session_<k>.caltables.tgz`` or ``<mous>.s<k>.caltables.tgz``.
+CALTABLES_NAMING = ("session", "s")
+#: ALMA observing cycles the shapes imitate.
+CYCLES = tuple(range(1, 13))
+_SESSION_RE = re.compile(r"session_[1-9]\d*\Z")
+
+
+def _as_tuple(value) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class SynthSpec:
-    """What to build.  Everything else follows from these fields."""
+    """What to build.  Everything else follows from these fields.
+
+    The shape fields (``cycle`` ... ``ppr_sessions``) say which real
+    delivery shape the tree imitates; their defaults give today's modern
+    shape (Cycle 12, one session, manifest present)."""
 
     calibration: str = "pipeline"
     polarization: bool = False
@@ -150,14 +184,88 @@ class SynthSpec:
     nant: int = 8
     #: CASA version the manual scripts demand ('' = accept any 6.x >= 6.5).
     casa_version_pin: str = ""
+    #: ALMA cycle whose layout, names and versions the delivery follows (1-12).
+    cycle: int = 12
+    #: Session of each EB (``session_<k>``); empty: every EB in ``session_1``.
+    sessions: tuple[str, ...] = ()
+    #: Write ``pipeline_manifest.xml``; None: as the era did (Cycle 5 on).
+    manifest: bool | None = None
+    #: ``'session'`` or ``'s'`` (Cycle 10+ ``<mous>.s<k>.caltables.tgz``).
+    caltables_naming: str = "session"
+    #: Cycle 5-6 SACM/JAO restore pre-step (``bdfflags=False`` import and
+    #: ``fixsyscaltimes``), with an ASDM whose SysCal needs the fix.
+    sacm: bool = False
+    #: Scripts scriptForPI.py runs after the restore (subset of POST_SCRIPTS).
+    post_scripts: tuple[str, ...] = ()
+    #: Total power (hsd_restoredata, ocorr_mode='ao'); text-only skeletons
+    #: for now (the simulation is issue 15).
+    total_power: bool = False
+    #: SESSION_<k> intents of the PPR per EB when they differ from
+    #: ``sessions`` (real PPRs disagree with the restore script); empty: same.
+    ppr_sessions: tuple[str, ...] = ()
 
     def __post_init__(self):
-        if self.calibration not in ("pipeline", "manual"):
-            raise ValueError(f"calibration must be 'pipeline' or 'manual', not {self.calibration!r}")
-        if not 1 <= int(self.nebs) <= 6:
-            raise ValueError(f"nebs must be between 1 and 6, not {self.nebs!r}")
+        for name in ("sessions", "post_scripts", "ppr_sessions"):
+            object.__setattr__(self, name, _as_tuple(getattr(self, name)))
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}, not {self.calibration!r}")
+        if not 1 <= int(self.nebs) <= MAX_EBS:
+            raise ValueError(f"nebs must be between 1 and {MAX_EBS}, not {self.nebs!r}")
         if not 4 <= int(self.nant) <= MAX_ANTENNAS:
             raise ValueError(f"nant must be between 4 and {MAX_ANTENNAS}")
+        if int(self.cycle) not in CYCLES:
+            raise ValueError(f"cycle must be between 1 and 12, not {self.cycle!r}")
+        for name in ("sessions", "ppr_sessions"):
+            val = getattr(self, name)
+            if val and len(val) != int(self.nebs):
+                raise ValueError(f"{name} names {len(val)} sessions for {self.nebs} EBs")
+            bad = [v for v in val if not _SESSION_RE.match(v)]
+            if bad:
+                raise ValueError(f"{name}: {bad[0]!r} is not a session name like 'session_2'")
+        if self.caltables_naming not in CALTABLES_NAMING:
+            raise ValueError(f"caltables_naming must be 'session' or 's', not {self.caltables_naming!r}")
+        unknown = [p for p in self.post_scripts if p not in POST_SCRIPTS]
+        if unknown or len(set(self.post_scripts)) != len(self.post_scripts):
+            raise ValueError(f"post_scripts must be distinct names of {POST_SCRIPTS}, not {self.post_scripts!r}")
+        if self.manifest not in (None, True, False):
+            raise ValueError(f"manifest must be True, False or None, not {self.manifest!r}")
+        if self.calibration != "pipeline":
+            for name in ("sacm", "post_scripts", "sessions", "ppr_sessions", "total_power"):
+                if getattr(self, name):
+                    raise ValueError(f"{name} applies to pipeline deliveries only")
+            if self.manifest or self.caltables_naming != "session":
+                raise ValueError("manifest and caltables_naming apply to pipeline deliveries only")
+        if self.total_power and (self.polarization or self.selfcal):
+            raise ValueError("total_power excludes polarization and selfcal")
+        if self.selfcal and self.cycle < 10:
+            raise ValueError("self-calibrated products exist from Cycle 10 on")
+
+    @property
+    def is_default_shape(self) -> bool:
+        """The modern shape every build had before the shape options existed."""
+        return all(getattr(self, f.name) == f.default for f in dataclasses.fields(self)
+                   if f.name in SHAPE_FIELDS)
+
+    @property
+    def shape_token(self) -> str:
+        """Short text naming the non-default shape fields ('' for the default)."""
+        parts = []
+        if self.cycle != 12:
+            parts.append(f"c{self.cycle}")
+        if self.sessions:
+            parts.append("sess" + "_".join(s.split("_")[1] for s in self.sessions))
+        if self.manifest is not None:
+            parts.append("manifest" if self.manifest else "nomanifest")
+        if self.caltables_naming != "session":
+            parts.append("sk")
+        if self.sacm:
+            parts.append("sacm")
+        parts += [p.lower() for p in self.post_scripts]
+        if self.total_power:
+            parts.append("tp")
+        if self.ppr_sessions:
+            parts.append("ppr" + "_".join(s.split("_")[1] for s in self.ppr_sessions))
+        return "-".join(parts)
 
     # ---- names -----------------------------------------------------------
     def _rng(self, salt: str) -> np.random.Generator:
@@ -166,18 +274,21 @@ class SynthSpec:
         key = f"{self.seed}:{salt}"
         if salt in ("project", "ous", "eb"):
             key = f"{self.seed}:{self.calibration}:{self.polarization}:{self.selfcal}:{salt}"
+            if not self.is_default_shape:  # shapes never share UIDs either
+                key += ":" + self.shape_token
         h = hashlib.sha256(key.encode()).digest()
         return np.random.default_rng(int.from_bytes(h[:8], "little"))
 
     @property
     def variant(self) -> str:
         v = self.calibration + ("-pol" if self.polarization else "")
-        return v + ("-selfcal" if self.selfcal else "")
+        v += "-selfcal" if self.selfcal else ""
+        return v + ("-" + self.shape_token if self.shape_token else "")
 
     @property
     def project(self) -> str:
         r = self._rng("project")
-        return "2025.1.%05d.S" % int(r.integers(100, 1600))
+        return "%d.1.%05d.S" % (CYCLE_YEAR[self.cycle], int(r.integers(100, 1600)))
 
     @property
     def ous_uids(self) -> tuple[str, str, str]:

@@ -73,3 +73,65 @@ PRODUCT_RE = re.compile(
 
 def products(member: str):
     return sorted(os.path.basename(p) for p in glob.glob(os.path.join(member, "product", "*")))
+
+
+def calls(text: str, filename: str = "<script>") -> list[tuple[str, dict]]:
+    """(function name, literal keyword arguments) of every call in a script,
+    in source order; read with ``ast`` (never executed)."""
+    tree = ast.parse(text, filename)
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            kw = {}
+            for k in node.keywords:
+                try:
+                    kw[k.arg] = ast.literal_eval(k.value)
+                except ValueError:
+                    kw[k.arg] = None
+            out.append((node.lineno, node.col_offset, node.func.id, kw))
+    return [(name, kw) for _l, _c, name, kw in sorted(out)]
+
+
+def ppr_sessions(path: str) -> dict[str, list[str]]:
+    """``SESSION_<k>`` -> EB UIDs (``uid___A002_...``) of a PPR's ProcessingIntents."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    out = {}
+    for req in root.iter("ProcessingRequest"):
+        for intents in req.find("ProcessingIntents").iter("Intents"):
+            key = intents.find("Keyword").text.strip()
+            if key.startswith("SESSION_"):
+                val = intents.find("Value").text.strip()
+                out[key] = [v.strip().replace("uid://", "uid___").replace("/", "_") for v in val.split(" | ")]
+    return out
+
+
+def member_folder(result: dict) -> str:
+    return result["member_dir"]
+
+
+def assignments(text: str) -> dict:
+    """Module-level ``name = <literal>`` assignments of a script (``ast``)."""
+    out = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return out
+
+
+def imaging_prep_inputs(text: str) -> list[str]:
+    """The MSs a ``scriptForImagingPrep.py`` concatenates (literal or a named list)."""
+    tree = ast.parse(text)
+    names = assignments(text)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "concat":
+            for k in node.keywords:
+                if k.arg == "vis":
+                    if isinstance(k.value, ast.Name):
+                        return names[k.value.id]
+                    return ast.literal_eval(k.value)
+    raise AssertionError("no concat(vis=...) call")

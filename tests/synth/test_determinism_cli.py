@@ -141,3 +141,41 @@ def test_tree_checksum(tmp_path, tree_checksum):
     assert tree_checksum(str(tmp_path)) != c2
     (tmp_path / "a" / "empty").mkdir()
     assert tree_checksum(str(tmp_path)) != c2
+
+
+def test_cli_shape_options_and_skeletons(tmp_path, capsys):
+    import json
+
+    from almaqa_casa.synth.cli import build_parser, main
+
+    a = build_parser().parse_args(["--out", "x", "--cycle", "4", "--sessions", "session_2,session_4",
+                                   "--no-manifest", "--caltables-naming", "s", "--sacm",
+                                   "--post-script", "ImagingPrep", "--calibration", "semipass"])
+    assert (a.cycle, a.sessions, a.manifest, a.caltables_naming, a.sacm, a.post_scripts, a.calibration) == (
+        4, ("session_2", "session_4"), False, "s", True, ["ImagingPrep"], "semipass")
+    assert build_parser().parse_args(["--out", "x"]).manifest is None
+    assert main(["--list-skeletons"]) == 0
+    assert "cycle4_gaps" in capsys.readouterr().out
+    assert main(["--out", str(tmp_path / "sk"), "--skeleton", "sacm", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert os.path.isdir(os.path.join(out["member_dir"], "raw")) and os.path.isfile(out["truth_path"])
+    assert main(["--out", str(tmp_path / "c"), "--skeleton", "custom", "--nebs", "3", "--total-power",
+                 "--sessions", "session_2,session_2,session_3", "--json"]) == 0
+    truth = json.load(open(json.loads(capsys.readouterr().out)["truth_path"]))
+    assert truth["shape"]["restore_task"] == "hsd_restoredata" and truth["shape"]["ocorr_mode"] == "ao"
+    assert main(["--out", str(tmp_path / "tp"), "--total-power"]) == 1
+    assert "not simulated yet" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "x"), "--skeleton", "nosuch"]) == 1
+    assert "unknown skeleton preset" in capsys.readouterr().err
+
+
+def test_generate_refuses_what_it_cannot_simulate(tmp_path):
+    from almaqa_casa.synth import generate
+
+    for kw, msg in ((dict(nebs=7), "at most 6"), (dict(total_power=True), "issue 15"),
+                    (dict(post_scripts=("FluxCal",)), "ImagingPrep post script only"),
+                    (dict(selfcal=True, cycle=8), "Cycle 10"),
+                    (dict(calibration="manual", sessions=("session_1", "session_2")), "pipeline")):
+        with pytest.raises(ValueError, match=msg):
+            generate(str(tmp_path), **kw)
+    assert os.listdir(tmp_path) == []
