@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ..atomic import partial_name
-from ..errors import InputError
+from ..errors import AlmaqaError, InputError
 from ..log import post
 from ..safeio import open_regular
 from .tarsafe import (
@@ -81,7 +81,7 @@ _SPACE_MARGIN = 64 << 20          # keep this much free on the destination's dis
 _SPACE_EVERY = 64 << 20           # re-check free space after this many bytes
 
 
-class _ReadFailure(Exception):
+class _ReadFailure(AlmaqaError):
     """The archive's data could not be read (truncated or corrupt)."""
 
 

@@ -145,7 +145,7 @@ class _Node:
     target: str = ""
 
 
-class _Escape(Exception):
+class _Escape(AlmaqaError):
     """A path resolves outside the root (or cannot be resolved)."""
 
 

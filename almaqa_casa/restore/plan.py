@@ -167,7 +167,9 @@ def _step_lines(s: Step) -> list[str]:
 def format_plan(plan: MemberPlan, done: set[str] | None = None) -> str:
     """The plan as text (``dryrun``); ``done`` marks steps a re-run would skip."""
     d = plan.delivery or {}
-    head = {"pipeline": "pipeline calibration, no delivered code is run",
+    code = any(s.executes_code for s in plan.steps)
+    head = {"pipeline": "pipeline calibration, " + (
+                "the delivered post scripts are executed" if code else "no delivered code is run"),
             "manual": "manual calibration: the delivered scripts are executed",
             "semipass": "semipass package: nothing to calibrate"}.get(plan.mode, plan.mode)
     lines = [f"qa_restore plan for {plan.member} ({head})"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,10 @@ def test_pathmax_chain_as_flagversions_tarball(delivery, tmp_path, monkeypatch):
         return {name}
     shadow = make_shadow(delivery["member_dir"], tmp_path / "in", {"calibration": _calib_copy(mod)})
     before = _flags(tmp_path)
-    with pytest.raises(Exception, match=rf"{name}: member 'escape' is a link .* outside"):
-        qa_restore(deliverydir=str(shadow), outdir=str(out), dosplit=True, nprocs=1)
+    r = qa_restore(deliverydir=str(shadow), outdir=str(out), dosplit=True, nprocs=1)
+    assert r["status"] == "failed"          # that EB fails, naming the tarball and the member
+    err = r["members"][0]["eb_results"][u]["error"]
+    assert re.search(rf"{name}: member 'escape' is a link .* outside", err), err
     assert _flags(tmp_path) == before
     assert not list(tmp_path.rglob("newfile"))
     assert not list((out / "working").glob(".fv-*"))
