@@ -101,6 +101,8 @@ def history_lines(prov: Mapping[str, Any], member: str, eb: str, data: str,
              f"(casatools {_short(p.get('casatools'))}, casatasks {_short(p.get('casatasks'))}, "
              f"Python {_short(p.get('python'))})",
              f"{prov.get('task')}({params})"]
+    if prov.get("options"):
+        lines.append("in effect: " + ", ".join(f"{k}={v!r}" for k, v in prov["options"].items()))
     rn = dict(renorm or {})
     if rn.get("applied"):
         lines.append(f"amplitude renormalization applied by {prov.get('task')} to spw "

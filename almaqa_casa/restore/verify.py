@@ -309,3 +309,87 @@ def verify_member(plan: MemberPlan, member: Member, result: Mapping[str, Any]) -
     return {"status": "failed" if failures else "passed", "ebs": ebs, "failures": failures,
             "flux_csv": flux[1], "seconds": round(time.perf_counter() - t0, 2),
             "checks": list(vr.CHECKS), "apply_intents": list(APPLY_INTENTS)}
+
+
+# ---- after the run: verification, provenance, report ------------------------------------
+def renorm_records(plan: MemberPlan) -> dict[str, dict]:
+    """The renormalization record of every EB, from the step records (also on a
+    re-run that skipped the steps)."""
+    out = {}
+    for uid in plan.ebs:
+        rec = _step_extra(plan, f"{uid}:ms").get("renorm")
+        if rec:
+            out[uid] = rec
+    return out
+
+
+def _data_kind(path: str) -> str:
+    name = os.path.basename(path.rstrip("/"))
+    if name.endswith(".ms.split.cal") or name.endswith("_targets.ms") or \
+            name.endswith("_targets_line.ms") or name == "calibrated.ms":
+        return "calibrated"
+    return "uncalibrated (CORRECTED_DATA holds the calibrated data)"
+
+
+def _stamp(plan: MemberPlan, member: Member, res: dict, prov: dict) -> list[str]:
+    """Provenance into the HISTORY of every restored MS; returns warnings."""
+    from .provenance import history_lines, write_ms_history
+    warnings, seen = [], set()
+    ver = res.get("verification") or {}
+    targets = [(uid, o) for uid, r in (res.get("eb_results") or {}).items()
+               if r.get("status") in ("ok", "skipped") for o in r.get("outputs") or []]
+    if res.get("calibrated_ms"):
+        targets.append(("all EBs", res["calibrated_ms"]))
+    for uid, vis in targets:
+        real = os.path.realpath(vis)
+        if real in seen or not os.path.isdir(os.path.join(real, "HISTORY")):
+            continue
+        seen.add(real)
+        status = ((ver.get("ebs") or {}).get(uid) or {}).get("status") or ver.get("status") \
+            or "not run (verify=False)"
+        try:
+            write_ms_history(real, history_lines(prov, plan.member, uid, _data_kind(vis),
+                                                 (res.get("renorm") or {}).get(uid), status))
+        except Exception as exc:     # the data are fine; the record could not be added
+            warnings.append(f"{plan.mous}: {vis}: provenance not written to HISTORY ({exc})")
+    return warnings
+
+
+def finish_member(plan: MemberPlan, member: Member, res: dict, verify: bool,
+                  params: Mapping[str, Any], disk: Mapping | None = None) -> dict:
+    """Everything after a member's steps ran, into its result ``res`` (in place):
+    provenance (and the version warning), the renormalization records, the
+    verification (``verify``), the HISTORY of the restored MSs, and the
+    report ``<calibrated>/restore.json`` and ``restore.html``."""
+    from ..report.restore_page import write_restore_report
+    from . import provenance as pv
+    present = pv.present_versions()
+    delivered = member.versions.as_dict()
+    prov = pv.record("qa_restore", params, delivered, present)
+    prov["options"] = {k: plan.options.get(k) for k in ("spacesaving", "dosplit", "docontsub",
+                                                        "images", "postscripts", "level")
+                       if k in plan.options}
+    res["provenance"] = prov
+    for w in pv.version_warnings(delivered, present, f"{plan.mous}: the delivery"):
+        _log(w, "WARN")
+        res.setdefault("warnings", []).append(w)
+    res["renorm"] = {**renorm_records(plan), **(res.get("renorm") or {})}
+    if verify:
+        v = verify_member(plan, member, res)
+        for uid, e in v["ebs"].items():
+            if e.get("renorm"):
+                res["renorm"][uid] = e["renorm"]       # with the table's largest factor
+        if v["status"] == "failed":
+            res["status"] = "failed"
+            msg = "verification failed: " + " | ".join(v["failures"])
+            res["error"] = f"{res['error']} | {msg}" if res.get("error") else msg
+    else:
+        v = {"status": "skipped", "ebs": {}, "failures": [], "note": "verify=False"}
+        _log(f"{plan.mous}: verification skipped (verify=False)", "WARN")
+    res["verification"] = v
+    res.setdefault("warnings", []).extend(_stamp(plan, member, res, prov))
+    try:
+        res["report"] = write_restore_report(plan.calibrated, res, disk)
+    except Exception as exc:
+        res["warnings"].append(f"{plan.mous}: restore report not written ({exc})")
+    return res
