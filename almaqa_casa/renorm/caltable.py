@@ -7,9 +7,10 @@ one row per antenna per (spw, scan, field) of the targets' scans:
 
 * a target/spw above the threshold: every scan/field's own scaling
   spectrum N (from the second pass of the heuristic);
-* every other spw of the MS (below the threshold, TDM, not analysed): 1.0,
-  so that ``applycal`` finds a solution for every spw it is asked to
-  calibrate (with ``calflag``/``calflagstrict`` a missing spw is flagged).
+* every other science spw (below the threshold, TDM, not analysed) at the
+  target scans that observed it: 1.0, so that ``applycal`` finds a solution
+  for every science spw it is asked to calibrate (with ``calflag`` or
+  ``calflagstrict`` data without a solution are flagged).
 
 ``FPARAM`` has the parallel hands the heuristic used (one or two; a single
 one is padded with a second of 1.0, as the pipeline does), ``TIME`` the mean
@@ -66,12 +67,12 @@ def correction_rows(rr: RunResult) -> Iterator[Row]:
             if N is not None:
                 done.add((res.spw, e.field, e.scan))
                 yield res.spw, e.field, e.scan, where[(e.field, e.scan)], N
-    nchan = dict(info.nchan_all) or {s: si.nchan for s, si in info.spws.items()}
-    for spw in sorted(nchan):
-        ncorr = len(info.spws[spw].corr_index) if spw in info.spws else info.ncorr
+    for spw in sorted(info.spws):
+        si = info.spws[spw]
+        scans = set(info.scans_for_spw.get(spw, []))
         for (fld, scan), t in sorted(where.items()):
-            if (spw, fld, scan) not in done:
-                yield spw, fld, scan, t, np.ones((ncorr, nchan[spw], info.nant))
+            if scan in scans and (spw, fld, scan) not in done:
+                yield spw, fld, scan, t, np.ones((len(si.corr_index), si.nchan, info.nant))
 
 
 def write_caltable(vis: str, caltable: str, rows: Iterable[Row], overwrite: bool = True) -> str:

@@ -62,7 +62,6 @@ class MSInfo:
     has_corrected: bool
     data_column: str
     tables: list[str] = field(default_factory=list)
-    nchan_all: dict[int, int] = field(default_factory=dict)   # every spw of the MS
 
 
 def read_msinfo(vis: str) -> MSInfo:
@@ -108,7 +107,6 @@ def read_msinfo(vis: str) -> MSInfo:
         tb.open(vis + "/SPECTRAL_WINDOW")
         ref_freq = tb.getcol("REF_FREQUENCY")
         net_sb = tb.getcol("NET_SIDEBAND")
-        nchan_all = {i: int(n) for i, n in enumerate(tb.getcol("NUM_CHAN"))}
         tb.close()
         ncorr_first = None
         for s in fdm + tdm:
@@ -150,4 +148,4 @@ def read_msinfo(vis: str) -> MSInfo:
                   scans_for_spw=scans_for_spw, fields_for_scan=fields_for_scan,
                   scan_times=scan_times, phase_centers=phase_centers,
                   has_corrected="CORRECTED_DATA" in cols, data_column=data_column,
-                  tables=tables, nchan_all=nchan_all)
+                  tables=tables)

@@ -74,7 +74,8 @@ def test_level0_layout_is_scriptforpi(restored, manual_delivery):
     assert {f"{u}.ms.split.cal" for u in ebs} | {f"{u}.calibration" for u in ebs} | {
         "calibrated.ms"} <= top
     assert top - {f"{u}.ms.split.cal" for u in ebs} - {f"{u}.calibration" for u in ebs} - {
-        "calibrated.ms"} <= {"calibrated.ms.listobs", "scriptForImagingPrep.log"}
+        "calibrated.ms"} <= {"calibrated.ms.listobs", "scriptForImagingPrep.log", "restore.json",
+                         "restore.html"}
     for u in ebs:
         assert {u, f"{u}.ms", f"{u}.ms.split", f"{u}.scriptForCalibration.log"} <= work[u]
         assert f"{u}.ms.split.cal" not in work[u]

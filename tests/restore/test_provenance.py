@@ -14,7 +14,7 @@ import sys
 import numpy as np
 from astropy.io import fits
 
-import almaqa_casa  # noqa: F401  (offline CASA set-up first)
+import almaqa_casa  # (also sets CASA up offline, before casatools is used)
 from almaqa_casa.restore import provenance as pv
 
 DELIVERED = {"casa": "6.6.6.5", "pipeline": "2025.1.0.40",
