@@ -37,7 +37,7 @@ def _correction_text(st: CorrectionState, spw: int, target: str) -> tuple[bool, 
     if not st.corrected:
         return False, "", None
     if st.spws is not None and spw not in st.spws:
-        return False, f"not needed (below the threshold when {st.corrected_by} corrected)", None
+        return False, f"not needed: below the threshold when {st.corrected_by} corrected", None
     factor = (st.factors.get(target) or {}).get(str(spw))
     return True, f"by {st.corrected_by}", factor
 
@@ -214,8 +214,10 @@ def renormplots(vis: Any, outdir: str = "", spw: Any = "", field: Any = "",
                     result["warnings"].append(
                         f"{os.path.basename(vis_i)} {t} spw {s}: an atmospheric feature is "
                         f"above the threshold; suggested {d['suggested_excludechan']}")
-    result["exceeds"] = any(d["exceeds"] for ms in result["ms"]
-                            for spws in ms.get("targets", {}).values() for d in spws.values())
+    above = [d for ms in result["ms"] for spws in ms.get("targets", {}).values()
+             for d in spws.values() if d["exceeds"]]
+    result["exceeds"] = bool(above)
+    result["all_corrected"] = bool(above) and all(d["corrected"] for d in above)
     result["html"] = write_page(result, outdir)
     result["seconds"] = time.perf_counter() - t0
     result["status"] = "ok" if all(m["status"] == "ok" for m in result["ms"]) else "failed"

@@ -408,4 +408,31 @@ def finish_member(plan: MemberPlan, member: Member, res: dict, verify: bool,
         res["report"] = write_restore_report(plan.calibrated, res, disk)
     except Exception as exc:
         res["warnings"].append(f"{plan.mous}: restore report not written ({exc})")
+    res["verification"] = compact(v)          # the full numbers are in restore.json
     return res
+
+
+def compact(v: Mapping[str, Any]) -> dict:
+    """The verification for the result dict: every check with its message and the
+    numbers that decide it; the bulky tables (flag counts of every scan/intent/spw,
+    every sampled selection) only where they show a difference (restore.json has all)."""
+    out = dict(v)
+    ebs = {}
+    for uid, e in (v.get("ebs") or {}).items():
+        checks = []
+        for c in e.get("checks") or []:
+            c = dict(c, numbers=dict(c.get("numbers") or {}))
+            n = c["numbers"]
+            if c["check"] == "flags" and "table" in n:
+                n["table"] = [r for r in n["table"]
+                              if r.get("flagged_samples") != r.get("reference_flagged_samples")
+                              or r.get("flagged_rows") != r.get("reference_flagged_rows")]
+            if c["check"] == "data" and "samples" in n:
+                n["samples"] = [x for x in n["samples"] if x["nonfinite"] or x["zero"] or (
+                    x.get("unchanged") is not None and x["unchanged"] == x["unflagged"])]
+            if c["check"] == "calapply" and "rows" in n and c["status"] == "pass":
+                n.pop("rows")
+            checks.append(c)
+        ebs[uid] = dict(e, checks=checks)
+    out["ebs"] = ebs
+    return out

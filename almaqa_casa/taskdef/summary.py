@@ -236,7 +236,8 @@ def _renormplots(r: Mapping[str, Any], verbose: bool) -> list[str]:
     mss = r.get("ms") or []
     lines = [f"qa_renormplots: {r.get('status')}{_seconds(r)}: {len(mss)} MS(s); threshold "
              f"{r.get('threshold')}; "
-             + ("correction warranted" if r.get("exceeds") else "no spw above the threshold")]
+             + (("correction warranted" + (" and applied" if r.get("all_corrected") else ""))
+                if r.get("exceeds") else "no spw above the threshold")]
     for m in mss:
         lines.append(f"  {m.get('vis')}")
         if m.get("status") != "ok" and m.get("error"):
