@@ -135,6 +135,20 @@ def test_gains_scaled_by_ten_percent_fail_the_flux_check(sabotaged_run):
     assert "checks failed" in html and f"{eb2}: flux: flux calibrator" in html
 
 
+def test_verify_false_skips_the_verification(sabotaged_run):
+    """The same (complete) restore again with verify=False: nothing to redo, nothing verified,
+    the status is the restore's own."""
+    p, report, out, truth = sabotaged_run
+    from almaqa_casa import qa_restore
+    shadow = Path(report["member"])
+    r = qa_restore(deliverydir=str(shadow), outdir=str(out), spacesaving=2, dosplit=True,
+                   nprocs=1, verify=False)
+    assert all(s["skipped"] for s in r["steps"])
+    assert r["status"] == "ok" and r["verification"] == {truth["mous"]: "skipped"}
+    assert r["members"][0]["verification"]["note"] == "verify=False"
+    assert json.loads((out / "restore.json").read_text())["verification"]["status"] == "skipped"
+
+
 def test_flag_version_with_rows_removed(restore_delivery, tmp_path):
     import casatools
     truth = restore_delivery["truth"]
