@@ -19,6 +19,7 @@ output is the same.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -369,7 +370,8 @@ def _place(block: np.ndarray, spectral_axis: int | None, nd: int) -> np.ndarray:
 
 
 def recover_uncorrected(pbcor: str, pb: str, outfile: str, overwrite: bool = False,
-                        workdir: str | None = None, route: str = "auto") -> str:
+                        workdir: str | None = None, route: str = "auto",
+                        history: Sequence[str] | None = None) -> str:
     """Write the primary-beam uncorrected image ``pbcor × pb``.
 
     Parameters
@@ -390,6 +392,9 @@ def recover_uncorrected(pbcor: str, pb: str, outfile: str, overwrite: bool = Fal
         ``'auto'`` (default: :func:`choose_route`) or one of :data:`ROUTES`
         to force how the PB is put on the image grid (all give the same
         pixels; forcing is for tests and cross-checks).
+    history
+        Lines added to the output's HISTORY (FITS HISTORY cards), e.g. the
+        provenance of a restore (:func:`almaqa_casa.restore.provenance.fits_history`).
 
     Returns
     -------
@@ -404,11 +409,12 @@ def recover_uncorrected(pbcor: str, pb: str, outfile: str, overwrite: bool = Fal
     FileExistsError
         ``outfile`` exists and ``overwrite`` is False.
     """
-    return recover_with_route(pbcor, pb, outfile, overwrite, workdir, route)[0]
+    return recover_with_route(pbcor, pb, outfile, overwrite, workdir, route, history)[0]
 
 
 def recover_with_route(pbcor: str, pb: str, outfile: str, overwrite: bool = False,
-                       workdir: str | None = None, route: str = "auto") -> tuple[str, str]:
+                       workdir: str | None = None, route: str = "auto",
+                       history: Sequence[str] | None = None) -> tuple[str, str]:
     """:func:`recover_uncorrected`, also returning the route that produced the output.
 
     If ``impbcor`` still rejects the PB on the ``'direct'`` or ``'adopt'``
@@ -474,6 +480,19 @@ def recover_with_route(pbcor: str, pb: str, outfile: str, overwrite: bool = Fals
                     f"impbcor(mode='m') of {pbcor} by {pb} wrote nothing (see the CASA log)")
             casalog.post(f"uncorrected image {outfile} = impbcor(mode='m') of {pbcor} by {pb}, "
                          f"primary beam route '{used}'", "INFO")
+            if history:
+                _add_history(str(target), history)
             if to_fits:
                 exportfits(imagename=str(target), fitsimage=str(final_tmp), **EXPORTFITS_KW)
     return outfile, used
+
+
+def _add_history(image: str, lines: Sequence[str]) -> None:
+    """Append ``lines`` to a CASA image's history (exportfits writes them as HISTORY)."""
+    import casatools
+    ia = casatools.image()
+    ia.open(image)
+    try:
+        ia.sethistory(origin="almaqa_casa", history=[str(x) for x in lines])
+    finally:
+        ia.close()

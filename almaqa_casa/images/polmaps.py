@@ -219,8 +219,11 @@ def _history(opts: PolmapsOptions, product: str, src: str, pbcor_used: bool | No
     what = {"P": "linear polarized intensity sqrt(Q^2+U^2)" + (" - sigma^2 (debiased)" if opts.debias else ""),
             "A": "polarization angle 0.5*atan2(U,Q) in deg [-90,90]",
             "PF": "fractional linear polarization P/I"}[product]
+    from ..restore.provenance import present_versions
+    casa = present_versions()
     return [
         f"almaqa_casa {__version__} qa_polmaps: {what}",
+        f"qa_polmaps with CASA {casa['casa']} (casatools {casa['casatools']})",
         f"qa_polmaps input: {Path(src).name}",
         f"qa_polmaps image used: {_USED[pbcor_used]}",
         f"qa_polmaps(polithresh='{opts.polithresh}', debias={opts.debias}, sigma='{opts.sigma}', "

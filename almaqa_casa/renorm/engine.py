@@ -55,6 +55,10 @@ class Options:
     elevation_bin_deg: float = 1.0
     keep_spectra: bool = False           # keep per scan/field N (needed for the caltable)
     fill_table: bool = True
+    #: a correction the data already carry, divided out of the target
+    #: autocorrelations before the analysis: ``(read_correction(table))``,
+    #: i.e. ``({(spw, field, scan): N}, {spw: channel freqs})`` of that table
+    divide_by: tuple | None = None
 
 
 @dataclass
@@ -112,6 +116,8 @@ class RunResult:
     atm: atmmod.AtmModel | None
     excludechan_final: dict[str, str]
     info: MSInfo
+    #: (spw, scan, field) groups whose autocorrelations had a correction divided out
+    undone: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 def _merge_excludechan(d1: dict[str, str], d2: dict[str, str]) -> dict[str, str]:
@@ -185,6 +191,8 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
             plan[(t, s)] = scans
     bp_for_spw = {s: sorted(set(info.bandpass_scans) & set(info.scans_for_spw[s])) for s in spws}
     sums: dict[int, AutoSums] = {}
+    undone: list[tuple[int, int, int]] = []
+    table_spw = _table_spw_map(info, opt.divide_by[1]) if opt.divide_by else {}
     for s in spws:
         scans = sorted({k for (t, ss), ks in plan.items() if ss == s for k in ks} | set(bp_for_spw[s]))
         if not scans:
@@ -192,6 +200,8 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
         si = info.spws[s]
         sums[s] = read_auto_sums(vis, s, si.ddids, scans, si.corr_index, si.nchan, info.nant,
                                  info.data_column)
+        if opt.divide_by and s in table_spw:
+            undone += divide_out(sums[s], opt.divide_by[0], table_spw[s])
     if not any(len(a.groups) for a in sums.values()):
         raise ValueError(f"{vis}: no autocorrelation rows (ANTENNA1==ANTENNA2) in the target or "
                          "bandpass scans; the MS must keep them (importasdm ocorr_mode='ca', "
@@ -388,4 +398,38 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                 f"(field {res.max_rn_field}); threshold {hardlim}: "
                 f"{'EXCEEDED' if res.exceeds else 'not exceeded'}")
     return RunResult(vis, info.band, info.nant, info.antnames, info.fdm_spws, info.tdm_spws,
-                     False, spws, results, atm, excludechan, info)
+                     False, spws, results, atm, excludechan, info, undone)
+
+
+def _table_spw_map(info: MSInfo, table_freqs: dict[int, np.ndarray]) -> dict[int, int]:
+    """MS spw -> spw id of a correction table, matched by channel frequencies
+    (ids agree unless the MS was split with re-indexed spws)."""
+    out = {}
+    for s, si in info.spws.items():
+        for ts, f in table_freqs.items():
+            f = np.asarray(f, float)
+            if f.size == si.nchan and np.allclose(f, si.freqs, rtol=0, atol=1.0):
+                out[s] = ts
+                break
+    return out
+
+
+def divide_out(sums: AutoSums, correction: dict, table_spw: int) -> list[tuple[int, int, int]]:
+    """Divide a correction applied to the data out of the autocorrelation sums.
+
+    A ``B TSYS`` table multiplies the autocorrelation of antenna ``a`` in
+    correlation ``pp`` by ``N[p, :, a]`` (``sqrt(N_a,p)`` twice), the same
+    factor for every row of one scan and field, so dividing the per-group
+    sum restores the uncorrected sum exactly.  Returns the groups changed.
+    """
+    done = []
+    nc = sums.sums.shape[1]
+    for gi, (k, f) in enumerate(sums.groups):
+        N = correction.get((table_spw, f, k))
+        if N is None:
+            continue
+        nant = min(N.shape[2], sums.sums.shape[3])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sums.sums[gi, :, :, :nant] /= N[:nc, :, :nant]
+        done.append((sums.spw, int(k), int(f)))
+    return done

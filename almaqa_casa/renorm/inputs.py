@@ -33,11 +33,16 @@ def ms_list(vis: Any) -> list[str]:
             out = []
             for eb, outs in produced.items():
                 outs = [outs] if isinstance(outs, str) else list(outs)
-                # the full calibrated MS (the pipeline's working/<eb>.ms) keeps the
-                # autocorrelations; split products may not
-                full = [str(o) for o in outs if str(o).rstrip("/").endswith(".ms")] or list(outs)
+                # the full MS (working/<eb>.ms) holds the uncorrected DATA; a split.cal
+                # holds calibrated (and maybe renormalized) data, analysed with the
+                # restore's correction divided out (renorm.state)
+                outs = [_resolve(str(o), bases) for o in outs]
+                full = [o for o in outs if o.rstrip("/").endswith(".ms")]
                 work = [o for o in full if "working" in o.replace("\\", "/").split("/")]
-                out.append(_resolve(str((work or full)[0]), bases))
+                ranked = work + [o for o in full if o not in work] + [o for o in outs
+                                                                      if o not in full]
+                there = [o for o in ranked if os.path.isdir(o)]
+                out.append((there or ranked)[0])
             return out
         raise ValueError("vis dict has no 'vis', 'mslist' or 'produced' entry "
                          f"(keys: {sorted(vis)})")

@@ -262,14 +262,16 @@ def _blocked_result(plan: MemberPlan, member: Member, present: str) -> dict:
 
 # ---- the restore -------------------------------------------------------------------------
 def restore_member(member_dir: str | os.PathLike, opts: RestoreOptions,
-                   free: Callable[[str], int] = free_bytes, present: str | None = None) -> dict:
+                   free: Callable[[str], int] = free_bytes, present: str | None = None,
+                   verify: bool = True) -> dict:
     """Restore one member folder; returns its :func:`member_result` (see the task XML)."""
-    r = _restore_members([read_member(member_dir)], opts, free, present)
+    r = _restore_members([read_member(member_dir)], opts, free, present, verify=verify)
     return r["members"][0]
 
 
 def _restore_members(models: list[Member], opts: RestoreOptions,
-                     free: Callable[[str], int], present: str | None) -> dict:
+                     free: Callable[[str], int], present: str | None, verify: bool = True,
+                     params: Mapping[str, Any] | None = None) -> dict:
     present = present or _present_version()
     several = len(models) > 1
     plans = [(m, plan_one(m, _member_opts(opts, m, several), present)) for m in models]
@@ -334,7 +336,11 @@ def _restore_members(models: list[Member], opts: RestoreOptions,
         Path(plan.calibrated).mkdir(parents=True, exist_ok=True)
         with FolderLock(plan.calibrated, "qa_restore"):
             run = run_plan(plan, m, opts, nprocs=1 if plan.mode == "manual" else opts.nprocs)
-        res = member_result(plan, run, m)
+            res = member_result(plan, run, m)
+            # verification, provenance (warning, MS HISTORY), restore.json/html
+            from .verify import finish_member
+            finish_member(plan, m, res, verify, params or {"deliverydir": m.path},
+                          out.get("disk"))
         if res["status"] == "ok":
             _log(f"{plan.mous}: restored in {res['seconds']:.1f} s; results in {plan.calibrated}")
         else:
@@ -418,7 +424,8 @@ def restore(deliverydir: str, params: Mapping[str, Any],
             result["members"].append(_run_pipeline_script(m, opts))
         result["status"] = "ok"
         return result
-    out = _restore_members(models, opts, free, None)
+    out = _restore_members(models, opts, free, None, verify=bool(params.get("verify", True)),
+                           params={"deliverydir": deliverydir, **params})
     result["warnings"] += out.get("warnings", [])
     result["disk"] = out["disk"]
     for res in out["members"]:
@@ -430,6 +437,10 @@ def restore(deliverydir: str, params: Mapping[str, Any],
             result.setdefault("renorm", {}).update(res["renorm"])
         result["peak_disk_bytes"] = max(result["peak_disk_bytes"], res["peak_bytes"])
         result["steps"] += [{"member": res["mous"], **t} for t in res["steps"]]
+        if "verification" in res:
+            result.setdefault("verification", {})[res["mous"]] = res["verification"]["status"]
+        if "provenance" in res:
+            result["provenance"] = res["provenance"]
         if res.get("error"):
             result.setdefault("error", res["error"])
     result["seconds"] = time.perf_counter() - t0

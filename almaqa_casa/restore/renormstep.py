@@ -235,39 +235,6 @@ def _n_autocorr(vis: str) -> int:
         tb.close()
 
 
-def _spw_nchan(vis: str) -> list[int]:
-    from casatools import table
-    tb = table()
-    tb.open(os.path.join(vis, "SPECTRAL_WINDOW"))
-    try:
-        return [int(n) for n in tb.getcol("NUM_CHAN")]
-    finally:
-        tb.close()
-
-
-def _rows(rr, nchan: Sequence[int]):
-    """Caltable rows: each scan/field's own spectrum for the triggered
-    target/spws, and 1.0 for every other spw of the MS at the same
-    scans/fields (as the pipeline's ``fillTable``; CASA then finds a
-    solution spw for every MS spw and stays quiet about missing ones)."""
-    done = set()
-    where = {}
-    for res in rr.results:
-        for e in res.entries:
-            where[(e.field, e.scan)] = float(np.mean(rr.info.scan_times[e.scan]))
-        if not res.exceeds:
-            continue
-        for e in res.entries:
-            N = res.spectra.get((e.scan, e.field))
-            if N is not None:
-                done.add((res.spw, e.field, e.scan))
-                yield res.spw, e.field, e.scan, where[(e.field, e.scan)], N
-    for spw, n in enumerate(nchan):
-        for (fld, scan), t in sorted(where.items()):
-            if (spw, fld, scan) not in done:
-                yield spw, fld, scan, t, np.ones((2, n, rr.nant))
-
-
 def compute(vis: str, request: RenormRequest, caltable: str,
             log: Callable[[str, str], None], label: str = "") -> dict:
     """Compute the renormalization of ``vis`` and write ``caltable`` if it is needed.
@@ -280,7 +247,7 @@ def compute(vis: str, request: RenormRequest, caltable: str,
     """
     from ..atomic import remove
     from ..renorm import engine, inputs
-    from ..renorm.caltable import write_caltable
+    from ..renorm.caltable import write_correction
 
     t0 = time.perf_counter()
     rec: dict = {"requested": request.as_dict(), "applied": False, "caltable": None,
@@ -314,6 +281,7 @@ def compute(vis: str, request: RenormRequest, caltable: str,
     errors = [r.error for r in rr.results if r.error]
     for r in rr.results:
         rec["max_scaling"].setdefault(r.target, {})[str(r.spw)] = round(float(r.max_rn), 6)
+    rec["qa"] = _qa(rr, request, name)
     if rr.tdm_only:
         rec["note"] = "no FDM science spw: renormalization unnecessary"
         return done()
@@ -324,10 +292,32 @@ def compute(vis: str, request: RenormRequest, caltable: str,
         rec["note"] = (f"maximum scaling below the threshold {request.threshold}: "
                        "no correction needed")
         return done()
-    write_caltable(vis, caltable, _rows(rr, _spw_nchan(vis)))
+    write_correction(rr, caltable)
     rec.update(applied=True, caltable=caltable,
                spws=sorted({int(r.spw) for r in rr.results if r.exceeds}))
     return done("; ".join(errors) if errors else None)
+
+
+def _qa(rr, request: RenormRequest, name: str) -> dict:
+    """The pipeline's hifa_renorm QA scores of the restore's computation
+    (:mod:`almaqa_casa.renorm.qa`): per target and spw, and for the run."""
+    from ..renorm import qa
+    out: dict = {"run": [s.as_dict() for s in qa.ms_scores(rr.tdm_only,
+                                                            [rr.band] if rr.fdm_spws else [])],
+                 "spw": {}, "unrealistic": [], "suggested_excludechan": {}}
+    for r in rr.results:
+        scores = qa.spw_scores(name, r.target, r.spw, r.max_rn, r.threshold,
+                               corrected=bool(r.exceeds and request.apply),
+                               seg_change=r.seg_change, atm_warning=r.atm_warning,
+                               atm_exclude_cmd=r.atm_exclude_cmd,
+                               excludechan=dict(request.excludechan),
+                               atm_auto_exclude=request.atm_auto_exclude)
+        out["spw"].setdefault(r.target, {})[str(r.spw)] = [s.as_dict() for s in scores]
+        if qa.unrealistic(r.max_rn):
+            out["unrealistic"].append(f"{r.target} spw {r.spw}: {r.max_rn}")
+        if r.atm_warning and r.atm_exclude_cmd:
+            out["suggested_excludechan"].setdefault(r.target, {})[str(r.spw)] = r.atm_exclude_cmd
+    return out
 
 
 def table_spws(caltable: str) -> list[int]:

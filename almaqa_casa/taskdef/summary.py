@@ -114,6 +114,7 @@ def _restore(r: Mapping[str, Any], verbose: bool) -> list[str]:
             lines.append(f"    skipped (semipass): {', '.join(m['semipass'])}")
         if m.get("error"):
             lines.append(f"    error: {_cut(m['error'], verbose)}")
+        lines += _verification(m, verbose)
     for eb, rn in (r.get("renorm") or {}).items():
         if isinstance(rn, Mapping):
             what = "applied" if rn.get("applied") else "not applied"
@@ -127,6 +128,30 @@ def _restore(r: Mapping[str, Any], verbose: bool) -> list[str]:
         for s in r.get("steps") or []:
             lines.append(f"    {s.get('step')}: " + ("skipped (complete)" if s.get("skipped")
                                                      else f"{s.get('seconds', 0):.1f} s"))
+    return lines
+
+
+def _verification(m: Mapping[str, Any], verbose: bool) -> list[str]:
+    """Per EB the verification verdict; the failed checks with their numbers."""
+    v = m.get("verification") or {}
+    if not v:
+        return []
+    if v.get("status") == "skipped":
+        return ["    verification: skipped (verify=False)"]
+    lines = [f"    verification: {v.get('status')}"]
+    for eb, e in (v.get("ebs") or {}).items():
+        checks = e.get("checks") or []
+        ok = [c["check"] for c in checks if c["status"] == "pass"]
+        bad = [c for c in checks if c["status"] in ("fail", "warn")]
+        lines.append(f"      {eb}: {e.get('status')}"
+                     + (f" ({', '.join(ok)} passed)" if ok else ""))
+        lines += _few(bad, verbose, lambda c: f"{c['status'].upper()}: {c['message']}",
+                      indent="        ")
+        if verbose:
+            lines += [f"        {c['status']}: {c['message']}" for c in checks
+                      if c["status"] in ("pass", "skip")]
+    if m.get("report"):
+        lines.append(f"    report: {m['report'].get('html')}")
     return lines
 
 
@@ -211,16 +236,25 @@ def _renormplots(r: Mapping[str, Any], verbose: bool) -> list[str]:
     mss = r.get("ms") or []
     lines = [f"qa_renormplots: {r.get('status')}{_seconds(r)}: {len(mss)} MS(s); threshold "
              f"{r.get('threshold')}; "
-             + ("correction warranted" if r.get("exceeds") else "no spw above the threshold")]
+             + (("correction warranted" + (" and applied" if r.get("all_corrected") else ""))
+                if r.get("exceeds") else "no spw above the threshold")]
     for m in mss:
         lines.append(f"  {m.get('vis')}")
         if m.get("status") != "ok" and m.get("error"):
             lines.append(f"    failed: {_cut(m['error'], verbose)}")
         rows = [(t, s, d) for t, spws in (m.get("targets") or {}).items() for s, d in spws.items()]
+        if m.get("already_corrected"):
+            lines.append(f"    already corrected: {_cut(m.get('note', ''), verbose)}")
         lines += _few(rows, verbose, lambda x: (
             f"{x[0]} spw {x[1]}: max scaling {x[2].get('max_rn', float('nan')):.4f}"
             + (" ABOVE threshold" if x[2].get("exceeds") else "")
-            + (" (corrected)" if x[2].get("corrected") else "")), indent="    ")
+            + ("; corrected: yes" + (f" ({x[2]['corrected_how']})" if x[2].get("corrected_how")
+                                     else "") if x[2].get("corrected")
+               else "; corrected: no" + (f" ({x[2]['corrected_how']})"
+                                        if x[2].get("corrected_how") else ""))
+            + (" UNREALISTIC" if x[2].get("unrealistic") else "")
+            + (f"; QA {x[2]['qa_score']:.2f}" if x[2].get("qa_score") is not None else "")),
+            indent="    ")
         if m.get("caltable"):
             lines.append(f"    correction table: {m['caltable']}")
     if r.get("html"):

@@ -244,3 +244,80 @@ def test_full_polarization(workdir):
         tb.close()
     for c in (0, 3):
         assert np.abs(cor[c] / sim.truth_xc(0) - 1).max() < 0.01
+
+
+def _table_rows(ct):
+    import casatools
+    tb = casatools.table()
+    tb.open(ct)
+    try:
+        keys = list(zip(tb.getcol("SPECTRAL_WINDOW_ID"), tb.getcol("FIELD_ID"),
+                        tb.getcol("SCAN_NUMBER"), tb.getcol("ANTENNA1")))
+        vals = [tb.getcell("FPARAM", i) for i in range(tb.nrows())]
+        return dict(zip(keys, vals)), tb.getkeyword("VisCal")
+    finally:
+        tb.close()
+
+
+def test_one_table_writer_for_both_tasks(line_ms, workdir):
+    """qa_renormplots(apply=True) and the restore's hifa_renorm write the same table."""
+    from almaqa_casa.restore import renormstep as rs
+    path, truth = line_ms
+    a = str(workdir / "by_restore.tbl")
+    rec = rs.compute(path, rs.RenormRequest(apply=True), a, lambda m, p: None)
+    assert rec["applied"] and rec["spws"] == [0]
+    assert rec["qa"]["spw"]["TGT"]["0"][0]["shortmsg"] == "Renormalization computed"
+    res = qa_renormplots(vis=path, outdir=str(workdir / "out_writer"), apply=True,
+                         caltable=str(workdir / "by_task.tbl"), atm_auto_exclude=False)
+    ta, ka = _table_rows(a)
+    tb_, kb = _table_rows(res["ms"][0]["caltable"])
+    assert ka == kb == "B TSYS" and set(ta) == set(tb_)
+    for k in ta:
+        np.testing.assert_array_equal(ta[k], tb_[k])
+    assert {k[0] for k in ta} == {0, 1}            # every spw of the MS has rows
+    assert all(v.shape[0] == 2 for v in ta.values())
+
+
+def test_corrected_data_never_give_a_squared_factor(line_ms, workdir):
+    """applycal with the correction, then a split of CORRECTED (as a split.cal): the split
+    is said to be corrected and no factor is reported; the MS itself (DATA uncorrected) is
+    analysed as before, marked corrected; apply=True is refused on both."""
+    from casatasks import applycal, mstransform
+
+    from almaqa_casa.renorm.run import AlreadyCorrected
+    src, truth = line_ms
+    vis = str(workdir / "corr.ms")
+    shutil.copytree(src, vis)
+    res = qa_renormplots(vis=vis, outdir=str(workdir / "out_corr0"), apply=True)
+    inj = truth["injected"][0].max()
+    ct = res["ms"][0]["caltable"]
+    applycal(vis=vis, field="TGT", gaintable=[ct], interp=["nearest,linear"],
+             gainfield=["nearest"], calwt=[False], flagbackup=False)
+    split = str(workdir / "corr.ms.split.cal")
+    mstransform(vis=vis, outputvis=split, datacolumn="corrected")
+    r = qa_renormplots(vis=split, outdir=str(workdir / "out_corr1"))
+    ms = r["ms"][0]
+    assert r["status"] == "ok" and ms["already_corrected"] and ms["targets"] == {}
+    assert ms["correction"]["corrected_by"] == "applycal" and ms["correction"]["data"] == \
+        "calibrated"
+    assert "square" in ms["note"] and any("square" in w for w in r["warnings"])
+    assert "already corrected" in open(r["html"]).read()
+    r = qa_renormplots(vis=vis, outdir=str(workdir / "out_corr2"))
+    d = _spw(r, 0)
+    assert abs(d["max_rn"] - inj) / inj < 0.003            # DATA: the factor, not its square
+    assert d["corrected"] is True and d["corrected_how"] == "by applycal"
+    for v in (vis, split):
+        with pytest.raises(AlreadyCorrected, match=r"apply=True refused: its data were already "
+                                                   r"renormalized by applycal"):
+            qa_renormplots(vis=v, outdir=str(workdir / "out_corr3"), apply=True)
+
+
+def test_qa_scores_in_result_and_page(line_run):
+    res, truth = line_run
+    d0, d1 = _spw(res, 0), _spw(res, 1)
+    assert d0["exceeds"] and not d0["corrected"]
+    assert d0["qa"][0]["shortmsg"] == "Renormalization factor outside threshold"
+    assert 0.34 <= d0["qa_score"] <= 0.66 and d0["unrealistic"] is False
+    assert d1["qa_score"] >= 0.91
+    html = open(res["html"]).read()
+    assert "QA (pipeline score)" in html and "but no corrections were applied" in html

@@ -102,6 +102,12 @@ def _simulate(msname: str) -> None:
     sm.observe("T", "spw0", starttime="0s", stoptime="60s")
     sm.close()
     me.done()
+    tb = casatools.table()          # a 1 Jy point source at the phase centre: real, non-zero
+    tb.open(msname, nomodify=False)  # data (the restore's verification samples them)
+    try:
+        tb.putcol("DATA", tb.getcol("DATA") * 0 + 1)
+    finally:
+        tb.close()
 
 
 def make_tiny_delivery(root: Path, template: str, version: str = PRESENT,
@@ -135,7 +141,7 @@ def _visible(folder: Path) -> set:
 
 def expected_files(level: int, post: bool = True) -> tuple[set, set]:
     """scriptForPI.py's files left in calibrated/ and in each <uid>.calibration/."""
-    top = {f"{EB1}.calibration", f"{EB2}.calibration"}
+    top = {f"{EB1}.calibration", f"{EB2}.calibration", "restore.json", "restore.html"}
     if not (level >= 3 and post):
         top |= {f"{EB1}.ms.split.cal", f"{EB2}.ms.split.cal"}
     if post:

@@ -60,6 +60,20 @@ def test_restores_split_cal_and_calibrated_ms_with_true_flux(restored, manual_de
             assert abs(r - ref[str(k)] if str(k) in ref else r - ref[k]) < 1e-3
 
 
+def test_verification_of_the_manual_path(restored, manual_delivery):
+    """No calapply.txt, Pipeline_Final or manifest: every field of each split.cal is
+    sampled (finite, non-zero calibrated data); the other checks say why they do not apply."""
+    v = restored["res"]["verification"]
+    assert v["status"] == "passed", v["failures"]
+    for uid in manual_delivery["truth"]["ebs"]:
+        e = v["ebs"][uid]
+        assert e["ms"].endswith(f"{uid}.ms.split.cal") and e["column"] == "DATA"
+        got = {c["check"]: c["status"] for c in e["checks"]}
+        assert got == {"calapply": "skip", "coverage": "skip", "data": "pass", "flags": "skip",
+                       "flux": "skip", "renorm": "skip"}
+    assert (restored["cal"] / "restore.html").is_file()
+
+
 def test_inputs_untouched(restored):
     assert restored["before"] == restored["after"]
 
@@ -74,7 +88,8 @@ def test_level0_layout_is_scriptforpi(restored, manual_delivery):
     assert {f"{u}.ms.split.cal" for u in ebs} | {f"{u}.calibration" for u in ebs} | {
         "calibrated.ms"} <= top
     assert top - {f"{u}.ms.split.cal" for u in ebs} - {f"{u}.calibration" for u in ebs} - {
-        "calibrated.ms"} <= {"calibrated.ms.listobs", "scriptForImagingPrep.log"}
+        "calibrated.ms"} <= {"calibrated.ms.listobs", "scriptForImagingPrep.log", "restore.json",
+                         "restore.html"}
     for u in ebs:
         assert {u, f"{u}.ms", f"{u}.ms.split", f"{u}.scriptForCalibration.log"} <= work[u]
         assert f"{u}.ms.split.cal" not in work[u]

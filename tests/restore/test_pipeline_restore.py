@@ -143,7 +143,7 @@ def test_full_run_layout(delivery, full_run):
     out, r = full_run
     ebs = delivery["truth"]["ebs"]
     assert r["status"] == "ok" and r["mode"] == "pipeline" and r["ebs"] == ebs
-    expected = {"working", "rawdata", "products", "images"}
+    expected = {"working", "rawdata", "products", "images", "restore.json", "restore.html"}
     for u in ebs:
         expected |= {f"{u}.ms.split.cal", f"{u}_targets.ms", f"{u}_targets_line.ms",
                      f"working/{u}.ms", f"working/{u}.ms.flagversions",
@@ -302,7 +302,7 @@ def test_without_renormalization_the_line_is_low(delivery, tmp_path, full_run):
 def test_lean_run_layout_and_disk(delivery, lean_run):
     out, r = lean_run
     ebs = delivery["truth"]["ebs"]
-    expected = {"working", "rawdata", "products"}
+    expected = {"working", "rawdata", "products", "restore.json", "restore.html"}
     for u in ebs:
         expected |= {f"{u}.ms.split.cal", f"working/{u}.ms.flagversions",
                      f"working/{u}.ms.callib.txt"}
@@ -739,3 +739,126 @@ def test_archive_tars_interrupted_extraction_resumes(delivery, tmp_path):
     assert r["status"] == "ok", r.get("error")
     assert (tars / rel / "raw").is_dir() and (tars / rel / "calibration").is_dir()
     assert r["ebs"] == delivery["truth"]["ebs"]
+
+
+# ---- verification, provenance, report, chaining (issue 14) ----------------------------------
+def test_every_verification_check_passes_on_both_routes(delivery, full_run, lean_run):
+    """The restores above are right, and the verification says so, per EB and check."""
+    mous = delivery["truth"]["mous"]
+    for out, r in (full_run, lean_run):
+        assert r["status"] == "ok" and r["verification"] == {mous: "passed"}, r.get("error")
+        v = r["members"][0]["verification"]
+        assert v["status"] == "passed" and v["failures"] == []
+        for u in delivery["truth"]["ebs"]:
+            e = v["ebs"][u]
+            assert e["ms"] == str(out / f"{u}.ms.split.cal") and e["column"] == "DATA"
+            assert {c["check"]: c["status"] for c in e["checks"]} == {
+                "calapply": "pass", "coverage": "pass", "data": "pass", "flags": "pass",
+                "flux": "pass", "renorm": "pass"}, e["checks"]
+            flags = next(c for c in e["checks"] if c["check"] == "flags")
+            # SPACESAVING=2 deleted the full MS: the restore's own record of Pipeline_Final
+            assert ("Pipeline_Final" in flags["numbers"]["reference"])
+            flux = next(c for c in e["checks"] if c["check"] == "flux")
+            assert len(flux["numbers"]["spws"]) == len(delivery["truth"]["spws"])
+            for m in flux["numbers"]["spws"]:
+                assert abs(m["ratio"] - 1) < m["tolerance"] < 0.01
+        assert v["seconds"] < 60
+
+
+def test_restore_report_renders_with_the_verification_table(delivery, lean_run):
+    from tests.browser import check_page
+    out, r = lean_run
+    rep = r["members"][0]["report"]
+    assert rep == {"json": str(out / "restore.json"), "html": str(out / "restore.html")}
+    doc = json.loads(Path(rep["json"]).read_text())
+    u = delivery["truth"]["ebs"][0]
+    assert doc["status"] == "ok" and doc["verification"]["status"] == "passed"
+    assert [s["step"] for s in doc["ebs"][u]["steps"]] == [f"{u}:caltables", f"{u}:ms",
+                                                           f"{u}:split", f"{u}:links",
+                                                           f"{u}:cleanup"]
+    assert doc["ebs"][u]["renorm"]["applied"] is True
+    assert doc["ebs"][u]["renorm"]["table_max"]["1"] > 1.04
+    assert doc["disk"]["peak_bytes"] > 0 and doc["provenance"]["restoring_versions"]["casa"]
+    page = check_page(rep["html"])
+    assert page.ok, page.explain()
+    html = Path(rep["html"]).read_text()
+    assert "<h2>Verification</h2>" in html and html.count('class="badge pass"') >= 12
+    assert f"{u}: flux: flux calibrator J1924-2914 agrees with flux.csv" in html
+    assert "Flagged rows per scan and intent" in html
+
+
+def test_provenance_in_every_output(delivery, full_run, lean_run):
+    import casatools
+    from astropy.io import fits
+    shape = delivery["truth"]["shape"]
+    for out, r in (full_run, lean_run):
+        prov = r["provenance"]
+        assert prov["delivery_versions"]["casa"] == shape["casa_version"]
+        assert prov["restoring_versions"]["casatools"] == casatools.version_string()
+        assert prov["parameters"]["spacesaving"] in (0, 2)
+        if prov["major_difference"]:        # CASA 6.6 delivery restored with 6.7
+            assert any(f"calibrated with CASA {shape['casa_version']}" in w
+                       and "different major version" in w for w in r["warnings"])
+        from almaqa_casa.restore.provenance import read_ms_provenance
+        for u in delivery["truth"]["ebs"]:
+            (rec,) = read_ms_provenance(str(out / f"{u}.ms.split.cal"))[-1:]
+            assert rec["eb"] == u and rec["data"] == "calibrated"
+            assert rec["verification"] == "passed" and rec["renorm"]["applied"] is True
+            assert rec["delivery_versions"]["casa"] == shape["casa_version"]
+    full, _ = full_run
+    u = delivery["truth"]["ebs"][0]
+    (rec,) = read_ms_provenance(str(full / "working" / f"{u}.ms"))[-1:]
+    assert rec["data"].startswith("uncalibrated")
+    images = list((full / "images").glob("*.fits"))
+    assert images
+    hist = "\n".join(str(h) for h in fits.getheader(images[0])["HISTORY"])
+    assert "qa_restore by almaqa_casa" in hist and f"CASA {shape['casa_version']}" in hist
+
+
+def test_chained_renormplots_reports_the_restore_correction(delivery, lean_run, full_run,
+                                                            tmp_path):
+    """qa_renormplots(vis=qa_restore(..., dosplit=True, spacesaving=2)): the spectra of the
+    uncorrected data (the restore's table divided out of the split), 'corrected: yes (by
+    qa_restore)', never the squared factor; apply=True refused."""
+    from almaqa_casa import qa_renormplots
+    from almaqa_casa.renorm.run import AlreadyCorrected
+    from almaqa_casa.taskdef.summary import summarize
+    truth = delivery["truth"]
+    spw, target = str(truth["renorm"]["spw"]), truth["renorm"]["field"]
+    inj = max(truth["renorm"]["scaling"])
+    for (out, r), kind in ((lean_run, "undo"), (full_run, "data")):
+        rn = qa_renormplots(vis=r, outdir=str(tmp_path / f"rn_{kind}"))
+        assert rn["status"] == "ok"
+        for ms in rn["ms"]:
+            assert ms["correction"]["analyse"] == kind and ms["correction"]["corrected_by"] == \
+                "qa_restore"
+            d = ms["targets"][target][spw]
+            assert abs(d["max_rn"] - inj) < 0.003, d["max_rn"]          # 1.05, not 1.10
+            assert d["corrected"] is True and d["corrected_how"] == "by qa_restore"
+            assert d["restore_factor"] == pytest.approx(d["max_rn"], abs=2e-4)
+            assert d["qa_score"] == pytest.approx(0.9 - 0.23 * (d["max_rn"] - 1.02) / 1.48,
+                                                  abs=1e-4)   # rounded to 4 decimals
+            others = [x for s, x in ms["targets"][target].items() if s != spw]
+            assert all(not x["corrected"] and x["max_rn"] < 1.005 for x in others)
+        text = "\n".join(summarize("qa_renormplots", rn))
+        assert re.search(rf"{target} spw {spw}: max scaling 1\.0(49|50)\d ABOVE threshold; "
+                         r"corrected: yes \(by qa_restore\)", text), text
+        assert "1.10" not in text
+        with pytest.raises(AlreadyCorrected, match=r"apply=True refused: its data were already "
+                                                   r"renormalized by qa_restore \(table .*"
+                                                   r"renorm\.tbl, spw 1\)"):
+            qa_renormplots(vis=r, outdir=str(tmp_path / f"rn_apply_{kind}"), apply=True)
+    # the split.cal by its path: the records beside it say what it holds
+    lean, _ = lean_run
+    u = truth["ebs"][0]
+    rn = qa_renormplots(vis=str(lean / f"{u}.ms.split.cal"), outdir=str(tmp_path / "rn_path"))
+    assert abs(rn["ms"][0]["targets"][target][spw]["max_rn"] - inj) < 0.003
+    # a copy elsewhere (no records beside it): its HISTORY names the restore's table
+    import shutil
+    copy = tmp_path / "elsewhere" / f"{u}.ms.split.cal"
+    shutil.copytree(lean / f"{u}.ms.split.cal", copy)
+    rn = qa_renormplots(vis=str(copy), outdir=str(tmp_path / "rn_copy"))
+    ms = rn["ms"][0]
+    assert ms["correction"]["source"] == "MS HISTORY (qa_restore provenance)"
+    assert ms["correction"]["analyse"] == "undo"
+    assert abs(ms["targets"][target][spw]["max_rn"] - inj) < 0.003

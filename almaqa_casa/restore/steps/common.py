@@ -46,9 +46,14 @@ def cleanup(ctx: StepContext, step: Step) -> dict:
 @body("image")
 def image(ctx: StepContext, step: Step) -> dict:
     from ...images.pbcor import recover_uncorrected
+    from ..provenance import fits_history
     pbcor, pb = step.inputs
+    history = fits_history("qa_restore", {"pbcor": os.path.basename(pbcor),
+                                          "pb": os.path.basename(pb), "impbcor mode": "m",
+                                          "member": os.path.basename(ctx.member.path)},
+                           delivered=ctx.member.versions.as_dict())
     try:
-        recover_uncorrected(pbcor, pb, step.outputs[0], overwrite=True)
+        recover_uncorrected(pbcor, pb, step.outputs[0], overwrite=True, history=history)
     except Exception as exc:   # one bad product must not stop the restore
         msg = f"{os.path.basename(pbcor)}: uncorrected image not recovered ({exc})"
         post(msg, "WARN", "qa_restore")

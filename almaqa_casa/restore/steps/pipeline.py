@@ -54,6 +54,10 @@ def ms(ctx: StepContext, step: Step) -> dict:
         if step.params.get("fixsyscaltimes"):
             _fixsyscaltimes(tmp, extra)
         cs.restore_flags(tmp, member.flagversions[uid], data_bytes=member.raw_sizes.get(uid))
+        # Pipeline_Final's counts per scan/intent/spw, for the verification (the full MS
+        # may be deleted by then: SPACESAVING >= 2)
+        from ..verify_io import flag_summary
+        extra["pipeline_final_flags"] = flag_summary(tmp)
         # amplitude renormalization (manifest hifa_renorm): table + TARGET lines
         apps = prepare(tmp, step.params.get("renorm"), member.calapply[uid], plan.working,
                        uid, extra, _log)
