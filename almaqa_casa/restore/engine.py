@@ -187,7 +187,7 @@ def member_result(plan: MemberPlan, run: dict | None, member: Member) -> dict:
             continue
         timings = r["timings"]
         extra = {k: v for t in timings for k, v in (t.get("extra") or {}).items()
-                 if k in ("log", "ran")}
+                 if k in ("log", "ran", "jyperk", "atmcor", "baseline")}
         status = ("failed" if r["failed"] else
                   "skipped" if timings and all(t["skipped"] for t in timings) else "ok")
         eb_results[uid] = {"status": status, "steps": steps,

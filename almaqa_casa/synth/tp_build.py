@@ -8,7 +8,10 @@ the Tsys table (``gencal caltype='tsys'``, h_tsyscal), the sky table
 (``gencal caltype='jyperk'`` from ``jyperk.csv``, hsd_k2jycal), applied to
 the ON_SOURCE data (autocorrelations, ``calflagstrict``) as the exported
 ``<uid>.ms.calapply.txt`` says.  Per session a caltables tarball with its
-EBs' tables, ``auxproducts.tgz`` with ``jyperk.csv``, the PPR, restore
+EBs' tables and, as hsd_exportdata writes them, an ``auxcaltables.tgz`` with
+the baseline tables (hsd_baseline: ``sdbaseline`` fitted outside the lines)
+and per EB ``<uid>.ms.auxcalapply.txt`` (the ``sdbaseline(blmode='apply')``
+line); ``auxproducts.tgz`` with ``jyperk.csv``, the PPR, restore
 script (``hsd_restoredata(..., ocorr_mode='ao')``), pipescript, manifest and
 ``casa_commands.log``; the cubes (``tsdimaging`` of every EB's calibrated
 ON data, Jy/beam) as ``<mous>.<target>_sci.spw<k>.cube.I.sd.fits``.
@@ -127,6 +130,45 @@ def apply(vis: str, entry: dict) -> None:
                        applymode="calflagstrict", flagbackup=False)
 
 
+def atmcor(vis: str, uid: str, work: str, k2jy: str) -> str:
+    """hsd_atmcor: sdatmcor of the calibrated ON data (ATMCOR model, Jy/K table
+    as gain factor) -> ``<uid>.ms.atmcor.atmtype<N>``."""
+    out = os.path.join(work, T.caltable_names(uid)["atmcor"])
+    shutil.rmtree(out, ignore_errors=True)
+    casatasks.sdatmcor(infile=vis, datacolumn="corrected", outfile=out, overwrite=True,
+                       intent="OBSERVE_TARGET#ON_SOURCE", outputspw=T.spw_list(), gainfactor=k2jy,
+                       atmtype=ATMCOR["atmtype"], dtem_dh=f"{ATMCOR['dtem_dh']}K/km", h0=f"{ATMCOR['h0']}km")
+    if not os.path.isdir(out):
+        raise RuntimeError(f"sdatmcor wrote no {out}")
+    return out
+
+
+def fit_baselines(vis: str, uid: str, outdir: str, work: str) -> tuple[str, str]:
+    """hsd_baseline on the atmcor output: a first-order polynomial per
+    spectrum fitted outside the lines (the line-free channels are the
+    "detected" mask), saved as the pipeline's baseline table; returns
+    (table, baseline-subtracted MS ``<input>_bl``)."""
+    table = os.path.join(outdir, T.caltable_names(uid)["baseline"])
+    out = vis.rstrip("/") + "_bl"
+    for p in (table, out):
+        shutil.rmtree(p, ignore_errors=True)
+    spw = ",".join(f"{s}:" + ";".join(f"{a}~{b}" for a, b in T.channel_ranges(T.line_free_channels(s)))
+                   for s in range(len(T.SPWS)))
+    casatasks.sdbaseline(infile=vis, datacolumn="data", spw=spw, intent="OBSERVE_TARGET#ON_SOURCE",
+                         blmode="fit", maskmode="list", blfunc="poly", order=1, dosubtract=True,
+                         blformat="table", bloutput=table, outfile=out, overwrite=True)
+    if not (os.path.isdir(table) and os.path.isdir(out)):
+        raise RuntimeError(f"sdbaseline wrote no {table} / {out}")
+    return table, out
+
+
+def auxcalapply(uid: str, table: str) -> str:
+    """``<uid>.ms.auxcalapply.txt`` as hsd_exportdata writes it (one sdbaseline apply line)."""
+    return (f"# Apply file for {uid}.ms\n"
+            f"sdbaseline(infile='{uid}.ms', datacolumn='corrected', spw='{T.spw_list()}', blmode='apply', "
+            f"bltable='{os.path.basename(table)}', blfunc='poly', outfile='{uid}.ms_bl', overwrite=True)\n")
+
+
 def measured_spectra(vis: str, column: str = "CORRECTED_DATA") -> dict[int, np.ndarray]:
     """Mean over unflagged ON_SOURCE integrations, antennas and polarizations, per window."""
     on = _on_states(vis)
@@ -148,7 +190,9 @@ def measured_spectra(vis: str, column: str = "CORRECTED_DATA") -> dict[int, np.n
 
 
 def tp_eb(spec: S.SynthSpec, k: int, uid: str, work: str, dirs: dict, jyperk_csv: str, truth: dict) -> str:
-    """Simulate, deliver and calibrate one EB; returns its calibrated MS."""
+    """Simulate, deliver and calibrate one EB, correct the atmosphere and
+    subtract its baselines (the delivered baseline table); returns the
+    baseline-subtracted MS (what the pipeline images)."""
     _log(f"synth: total power EB {k + 1}/{spec.nebs} {uid}")
     sim = os.path.join(work, f"sim{k}.ms")
     info = tp_sim.simulate_structure(spec, k, sim)
@@ -181,16 +225,28 @@ def tp_eb(spec: S.SynthSpec, k: int, uid: str, work: str, dirs: dict, jyperk_csv
                                 field_id)
     _write(dirs["calibration"], f"{uid}.ms.calapply.txt", calplan.format_calapply(f"{uid}.ms", [pl_entry]))
     apply(vis, T.calapply_entry(uid, vis, tables, field_id))
+    auxdir = os.path.join(work, "auxcaltables", session)
+    os.makedirs(auxdir, exist_ok=True)
+    atm = atmcor(vis, uid, work, tables["k2jy"])
+    bltable, bl_ms = fit_baselines(atm, uid, auxdir, work)
+    _write(dirs["calibration"], f"{uid}.ms.auxcalapply.txt", auxcalapply(uid, bltable))
     spectra = measured_spectra(vis)
+    bl_spectra = measured_spectra(bl_ms, "DATA")
     truth["eb"][uid] = {
         "asdm": raw, "session": session, "caltables_tarball": SH.session_tarballs(spec)[session],
         "caltables": {n: os.path.basename(p) for n, p in tables.items()},
+        "baseline_table": os.path.basename(bltable),
+        "auxcaltables_tarball": f"{spec.mous}.{session}.auxcaltables.tgz",
         "subscans": info["subscans"], "antennas": info["antennas"], "pads": info["pads"],
         "syscal": syscal, "intents": intents, "field_id": field_id, "rows": nrows, "flagged": flagged,
         "generator_peak_jy_per_spw": {str(s): float(np.nanmax(v)) for s, v in spectra.items()},
+        "method_a": {"atmcor": os.path.basename(atm), "baselined": os.path.basename(bl_ms),
+                     "peak_jy_per_spw": {str(s): float(np.nanmax(v)) for s, v in bl_spectra.items()},
+                     "line_free_mean_jy_per_spw": {str(s): float(np.nanmean(v[T.line_free_channels(s)]))
+                                                   for s, v in bl_spectra.items()}},
         "instrument": {"tsys0_k": params["tsys0_k"], "gain0": params["gain0"]},
     }
-    return vis
+    return bl_ms
 
 
 def _jyperk_truth(spec: S.SynthSpec) -> dict:
@@ -242,6 +298,9 @@ def tp_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, jyperk_text
     for session, tarball in SH.session_tarballs(spec).items():
         ctdir = os.path.join(work, "caltables", session)
         write_tgz(os.path.join(cal, tarball), [(os.path.join(ctdir, t), t) for t in sorted(os.listdir(ctdir))])
+        auxdir = os.path.join(work, "auxcaltables", session)
+        write_tgz(os.path.join(cal, f"{spec.mous}.{session}.auxcaltables.tgz"),
+                  [(os.path.join(auxdir, t), t) for t in sorted(os.listdir(auxdir))])
     auxd = os.path.join(work, "aux")
     os.makedirs(auxd, exist_ok=True)
     _write(auxd, "jyperk.csv", jyperk_text)
@@ -258,8 +317,8 @@ def tp_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, jyperk_text
 
 
 def tp_products(spec: S.SynthSpec, mss: list[str], work: str, productdir: str) -> dict:
-    """One cube per window from every EB's calibrated ON data (tsdimaging,
-    Jy/beam).  A single ON position has no raster sampling for tsdimaging to
+    """One cube per window from every EB's baseline-subtracted ON data
+    (tsdimaging, Jy/beam), as hsd_imaging makes them.  A single ON position has no raster sampling for tsdimaging to
     derive the beam from; it is set as the pipeline's SD beam heuristic
     states it for a 12-m dish (1.13 lambda / D), convolved with the
     gridding kernel's width."""
@@ -295,12 +354,15 @@ def tp_products(spec: S.SynthSpec, mss: list[str], work: str, productdir: str) -
         out[name] = {"spw": s, "peak_jy_per_beam": float(np.nanmax(data)), "bunit": unit,
                      "beam_arcsec": beam, "shape": list(data.shape),
                      "centre_peak_jy_per_beam": float(np.nanmax(c)),
-                     "note": "tsdimaging (SF kernel, 9 arcsec cells) of the ON data of every EB"}
+                     "note": "tsdimaging (SF kernel, 9 arcsec cells) of the baseline-subtracted ON data of every EB"}
     return out
 
 
 def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
     """The whole TP delivery under ``tmp/stage`` (moved into ``outdir`` by generate())."""
+    if spec.cycle < 5 or spec.sacm or spec.post_scripts:
+        raise ValueError("the simulated total power delivery is a pipeline one (hsd_calimage, Cycle 5 "
+                         "on) without SACM pre-step or post scripts; text-only skeletons cover the rest")
     stage = os.path.join(tmp, "stage")
     work = os.path.join(tmp, "work")
     os.makedirs(work)
@@ -351,6 +413,11 @@ def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
         "noise_note": "one calibrated ON integration and channel of one antenna and polarization",
         "bad_data": {uid: truth["eb"][uid]["flagged"] for uid in spec.eb_uids},
         "table_types": TABLE_TYPES, "atmcor": ATMCOR,
+        "baseline": {"tables": {uid: truth["eb"][uid]["baseline_table"] for uid in spec.eb_uids},
+                     "auxcalapply": {uid: f"{uid}.ms.auxcalapply.txt" for uid in spec.eb_uids},
+                     "fit": ("poly order 1 outside the lines (line_free_channels), ON_SOURCE, per "
+                             "spectrum, of the atmcor output (hsd_atmcor then hsd_baseline)"),
+                     "input": "<uid>.ms.atmcor.atmtype1", "output": "<uid>.ms.atmcor.atmtype1_bl"},
         "calapply_interp": {"sky": "linear,linear", "tsys": "linear,linear", "k2jy": "nearest,nearest"},
         "products": sorted(truth["images"]),
         "scriptforpi": ("scriptForPI.py splits every EB (TP is never pipeline-imaged with "

@@ -9,7 +9,10 @@ so the MS is exported with (zero) cross-correlations and the ASDM is then made
 what a TP ASDM is: ``AUTO_ONLY`` binary data (crossData parts dropped,
 flags cut to the antennas, ``sdPolProducts`` filled), one OBSERVE_TARGET
 scan whose subscans are ON_SOURCE / OFF_SOURCE, a reference State row for
-the OFF subscans, and a SysCal table holding the Tsys spectra.
+the OFF subscans, a SysCal table holding the Tsys spectra, and the
+CalAtmosphere / CalWVR rows of an ATM calibration (weather, PWV) that the
+pipeline's atmospheric correction reads.  Pointing is in horizontal
+coordinates, as ALMA records it.
 ``importasdm(ocorr_mode='ao')`` reads it (lazily or not) into FLOAT_DATA.
 """
 from __future__ import annotations
@@ -205,7 +208,9 @@ def export(ms: str, asdm: str, eb_uid: str, info: dict, spec: S.SynthSpec, tsys_
     sizes = {os.path.basename(b): auto_only_bdf(b, len(T.ANTENNAS)) for b in
              sorted(glob.glob(os.path.join(asdm, "ASDMBinary", "*")))}
     _rewrite(asdm, info, spec, eb_uid, container, sizes)
-    return write_syscal(asdm, eb_uid, info, tsys_params)
+    out = write_syscal(asdm, eb_uid, info, tsys_params)
+    out["atmosphere"] = write_atmosphere(asdm, eb_uid, info, tsys_params)
+    return out
 
 
 def auto_only_bdf(path: str, nant: int) -> int:
@@ -390,3 +395,100 @@ def write_syscal(asdm: str, eb_uid: str, info: dict, params: dict) -> dict:
             "tsys0_k": [[float(params["tsys0_k"][a, c]) for c in range(len(T.CORRS))]
                         for a in range(len(T.ANTENNAS))],
             "tsys_spectral_shape": "tsys0_k x tp_spec.tsys_shape(spw)"}
+
+
+#: Weather at the time of the ATM calibration, as ALMA's CalAtmosphere rows
+#: record it (sdatmcor reads it with the PWV of CalWVR).
+WEATHER = {"ground_pressure_pa": 55800.0, "ground_temperature_k": 271.0, "ground_rel_humidity": 18.0,
+           "pwv_m": 0.0012}
+
+
+def _arr(values, *shape) -> str:
+    flat = np.asarray(values, float).ravel()
+    dims = " ".join(str(int(n)) for n in shape)
+    return f"{len(shape)} {dims} " + " ".join("%.6g" % v for v in flat)
+
+
+def _table_file(asdm: str, name: str, eb_uid: str, rows: list[str], entity: str) -> None:
+    """Write ``<name>.xml`` (XML rows) and register its rows in ASDM.xml."""
+    url = A._uid_url(eb_uid)
+    text = (f"<?xml version='1.0'  encoding='ISO-8859-1'?>\n"
+            f'<{name}Table xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            f'xmlns:{name.lower()}="http://Alma/XASDM/{name}Table" '
+            f'xsi:schemaLocation="http://Alma/XASDM/{name}Table http://almaobservatory.org/XML/XASDM/4/'
+            f'{name}Table.xsd" schemaVersion="4" schemaRevision="-1">\n'
+            f"<Entity entityId='{entity}' entityIdEncrypted='na' entityTypeName='{name}Table' "
+            f"schemaVersion='1' documentVersion='1'/>\n"
+            f"<ContainerEntity entityId='{url}' entityIdEncrypted='na' entityTypeName='ASDM' "
+            f"schemaVersion='1' documentVersion='1'/>\n" + "".join(rows) + f"</{name}Table>\n")
+    with open(os.path.join(asdm, f"{name}.xml"), "w") as fh:
+        fh.write(text)
+    apath = os.path.join(asdm, "ASDM.xml")
+    with open(apath) as fh:
+        atext = fh.read()
+    atext, n = re.subn(r"<Table> <Name> %s </Name> <NumberRows> \d+ </NumberRows>\s*</Table>" % name,
+                       f'<Table> <Name> {name} </Name> <NumberRows> {len(rows)} </NumberRows> '
+                       f'<Entity entityId="{entity}" entityIdEncrypted="na" entityTypeName="{name}Table" '
+                       f'schemaVersion="1" documentVersion="1"/> </Table>', atext)
+    if n != 1:
+        raise RuntimeError(f"{apath}: no {name} entry to update")
+    with open(apath, "w") as fh:
+        fh.write(atext)
+
+
+def write_atmosphere(asdm: str, eb_uid: str, info: dict, params: dict) -> dict:
+    """CalAtmosphere and CalWVR rows (one ATM calibration per antenna and
+    baseband at the start of the scan): the weather and PWV that hsd_atmcor's
+    sdatmcor needs (``ASDM_CALATMOSPHERE``, ``ASDM_CALWVR`` through the asis list)."""
+    start = min(s["start"] for s in info["subscans"])
+    t0, t1 = round((np.floor(start) + 0.5) * 1e9), round((np.floor(start) + 2.5) * 1e9)
+    archive, block, _ = eb_uid[len("uid___"):].split("_")
+    rows = []
+    for a, ant in enumerate(T.ANTENNAS):
+        for s, sw in enumerate(T.SPWS):
+            f = [float(sw.freqs[0]), float(sw.freqs[-1])]
+            ts = [float(np.mean(T.tsys(params, a, c, s))) for c in range(len(T.CORRS))]
+            trx = [40.0, 40.0]
+            tatm = [260.0, 260.0]
+            tsky2 = [[t - 40.0] * 2 for t in ts]
+            rows.append(
+                f"<row> <receiverBand>ALMA_RB_03</receiverBand> <antennaName>{ant}</antennaName> "
+                f"<basebandName>BB_{s + 1}</basebandName> <startValidTime> {t0} </startValidTime> "
+                f"<endValidTime> {t1} </endValidTime> <numFreq> 2 </numFreq> <numLoad> 2 </numLoad> "
+                f"<numReceptor> 2 </numReceptor> <forwardEffSpectrum> {_arr([0.95] * 4, 2, 2)} </forwardEffSpectrum> "
+                f"<frequencyRange> {_arr(f, 2)} </frequencyRange> "
+                f"<groundPressure> {WEATHER['ground_pressure_pa']} </groundPressure> "
+                f"<groundRelHumidity> {WEATHER['ground_rel_humidity']} </groundRelHumidity> "
+                f"<frequencySpectrum> {_arr(f, 2)} </frequencySpectrum> "
+                f"<groundTemperature> {WEATHER['ground_temperature_k']} </groundTemperature> "
+                f"<polarizationTypes> 1 2 X Y </polarizationTypes> "
+                f"<powerSkySpectrum> {_arr(tsky2, 2, 2)} </powerSkySpectrum> "
+                f"<powerLoadSpectrum> {_arr([[[270.0] * 2] * 2, [[360.0] * 2] * 2], 2, 2, 2)} </powerLoadSpectrum> "
+                f"<syscalType>TEMPERATURE_SCALE</syscalType> "
+                f"<tAtmSpectrum> {_arr([tatm] * 2, 2, 2)} </tAtmSpectrum> "
+                f"<tRecSpectrum> {_arr([trx] * 2, 2, 2)} </tRecSpectrum> "
+                f"<tSysSpectrum> {_arr([[t, t] for t in ts], 2, 2)} </tSysSpectrum> "
+                f"<tauSpectrum> {_arr([[0.08, 0.08]] * 2, 2, 2)} </tauSpectrum> "
+                f"<tAtm> {_arr(tatm, 2)} </tAtm> <tRec> {_arr(trx, 2)} </tRec> <tSys> {_arr(ts, 2)} </tSys> "
+                f"<tau> {_arr([0.08, 0.08], 2)} </tau> <water> {_arr([WEATHER['pwv_m']] * 2, 2)} </water> "
+                f"<waterError> {_arr([0.0001] * 2, 2)} </waterError> "
+                f"<calDataId> CalData_0 </calDataId> <calReductionId> CalReduction_0 </calReductionId> </row>\n")
+    _table_file(asdm, "CalAtmosphere", eb_uid, rows, f"uid://{archive}/{block}/Xca1")
+    wrows = []
+    for ant in T.ANTENNAS:
+        freqs = [184.5e9, 185.5e9, 187.0e9, 190.0e9]
+        wrows.append(
+            f"<row> <startValidTime> {t0} </startValidTime> <endValidTime> {t1} </endValidTime> "
+            f"<wvrMethod>ATM_MODEL</wvrMethod> <antennaName>{ant}</antennaName> "
+            f"<numInputAntennas> 1 </numInputAntennas> <inputAntennaNames> 1 1 \"{ant}\" </inputAntennaNames> "
+            f"<numChan> 4 </numChan> <chanFreq> {_arr(freqs, 4)} </chanFreq> "
+            f"<chanWidth> {_arr([1.5e9, 2.5e9, 2.0e9, 4.0e9], 4)} </chanWidth> "
+            f"<refTemp> {_arr([[150.0, 120.0, 90.0, 60.0]], 1, 4)} </refTemp> <numPoly> 1 </numPoly> "
+            f"<pathCoeff> {_arr([[[0.1], [0.1], [0.1], [0.1]]], 1, 4, 1)} </pathCoeff> "
+            f"<polyFreqLimits> {_arr([184.0e9, 192.0e9], 2)} </polyFreqLimits> "
+            f"<wetPath> {_arr([1.0], 1)} </wetPath> <dryPath> {_arr([0.0], 1)} </dryPath> "
+            f"<water> {WEATHER['pwv_m']} </water> "
+            f"<calDataId> CalData_0 </calDataId> <calReductionId> CalReduction_0 </calReductionId> </row>\n")
+    _table_file(asdm, "CalWVR", eb_uid, wrows, f"uid://{archive}/{block}/Xca2")
+    return {"calatmosphere_rows": len(rows), "calwvr_rows": len(wrows), "weather": dict(WEATHER),
+            "start_valid_time_s": t0 * 1e-9}

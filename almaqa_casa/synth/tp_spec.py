@@ -52,14 +52,15 @@ SPWS = (
     S.SpwDef("X0000000000#ALMA_RB_03#BB_2#SW-01#FULL_RES", 113.5000e9, 128, 0.9765625e6, "FDM"),
 )
 #: The target's spectral lines (no continuum).
-LINES = (TPLine(0, "CO(1-0)", 115.2712e9, 25.0e6, 120.0),
-         TPLine(1, "CN(1-0)", 113.4910e9, 18.0e6, 45.0))
+LINES = (TPLine(0, "CO(1-0)", 115.2712e9, 15.0e6, 150.0),
+         TPLine(1, "CN(1-0)", 113.4910e9, 12.0e6, 60.0))
 TARGET = S.SourceDef("Synth_Cloud", "19h30m00.000s", "-27d00m00.00s", "sci", ("TARGET",), 0.0, 0.0)
 #: The OFF (reference) position: 6 arcmin east of the target, as ALMA's
 #: position-switched TP observations take it.
 OFF_OFFSET_ARCMIN = 6.0
-#: Subscans of the one OBSERVE_TARGET scan: (intent, integrations).
-SUBSCANS = (("OFF_SOURCE", 10), ("ON_SOURCE", 16), ("OFF_SOURCE", 10), ("ON_SOURCE", 16),
+#: Subscans of the one OBSERVE_TARGET scan: (intent, integrations); even
+#: counts, as exportasdm writes two integrations per binary data row here.
+SUBSCANS = (("OFF_SOURCE", 10), ("ON_SOURCE", 24), ("OFF_SOURCE", 10), ("ON_SOURCE", 24),
             ("OFF_SOURCE", 10))
 SUBSCAN_GAP_S = 2.016
 #: The antenna and ON subscan (1-based among the ON subscans) corrupted and
@@ -172,7 +173,8 @@ def caltable_names(uid: str) -> dict[str, str]:
     return {"tsys": f"{uid}.ms.h_tsyscal.s3_1.tsyscal.tbl",
             "sky": f"{uid}.ms.hsd_skycal.s5_1.skycal.tbl",
             "k2jy": f"{uid}.ms.hsd_k2jycal.s6_1.ampcal.tbl",
-            "baseline": f"{uid}.ms.hsd_baseline.s9_1.bl.tbl"}
+            "atmcor": f"{uid}.ms.atmcor.atmtype1",
+            "baseline": f"{uid}.ms.atmcor.atmtype1.hsd_baseline.s9_1.bl.tbl"}
 
 
 def spw_list() -> str:

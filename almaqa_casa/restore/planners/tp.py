@@ -206,6 +206,11 @@ def plan_total_power(member: Member, opts: RestoreOptions, inputs: TPInputs,
                 after.append(f"{uid}:bltable")
                 params.update(mode="apply", bltable=os.path.join(working, bl["bltable"]),
                               spw=bl["spw"], source=bl["source"])
+                if ".atmcor." in bl["bltable"] and not opts.atmcor:
+                    warnings.append(f"{uid}: the delivered baseline table {bl['bltable']} was fitted "
+                                    "after the atmospheric correction (hsd_atmcor); without atmcor=True "
+                                    "it is applied to uncorrected data and leaves the correction's "
+                                    "offset in the spectra")
             elif bl:
                 warnings.append(f"{uid}: {bl['source']} names baseline table {bl['bltable']} but no "
                                 f"{e.session} auxcaltables.tgz holds it; baselines are fitted instead")
