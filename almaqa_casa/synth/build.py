@@ -78,6 +78,9 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
     if spec.nebs > S.MAX_SIMULATED_EBS:
         raise ValueError(f"generate() simulates at most {S.MAX_SIMULATED_EBS} EBs, not {spec.nebs}; "
                          "make_skeleton() writes text-only deliveries of any size")
+    if spec.total_power and (spec.cycle < 5 or spec.sacm or spec.post_scripts):
+        raise ValueError("generate() simulates pipeline total power (hsd_calimage) from Cycle 5 on, "
+                         "without SACM pre-step or post scripts; make_skeleton() writes the others")
     if set(spec.post_scripts) - {"ImagingPrep"}:
         raise ValueError("generate() runs the ImagingPrep post script only; FluxCal and PolCal "
                          "scripts exist in text-only skeletons")

@@ -344,6 +344,7 @@ def tp_products(spec: S.SynthSpec, mss: list[str], work: str, productdir: str) -
             ia.setrestoringbeam(major=f"{beam}arcsec", minor=f"{beam}arcsec", pa="0deg")
             ia.setbrightnessunit("Jy/beam")
             data = ia.getchunk(dropdeg=True)
+            data = np.where(ia.getchunk(getmask=True, dropdeg=True), data, np.nan)   # NaN in the FITS
             unit = ia.brightnessunit()
         finally:
             ia.close()
@@ -360,9 +361,6 @@ def tp_products(spec: S.SynthSpec, mss: list[str], work: str, productdir: str) -
 
 def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
     """The whole TP delivery under ``tmp/stage`` (moved into ``outdir`` by generate())."""
-    if spec.cycle < 5 or spec.sacm or spec.post_scripts:
-        raise ValueError("the simulated total power delivery is a pipeline one (hsd_calimage, Cycle 5 "
-                         "on) without SACM pre-step or post scripts; text-only skeletons cover the rest")
     stage = os.path.join(tmp, "stage")
     work = os.path.join(tmp, "work")
     os.makedirs(work)
