@@ -44,13 +44,20 @@ from ..tpinputs import ATMCOR_DEFAULTS, TPInputs
 from .common import effective_level, final_cleanup, post_steps
 from .pipeline import _check_ebs
 
-__all__ = ["plan_total_power", "is_k2jy_table", "k2jy_table_name", "TP_NOTICE"]
+__all__ = ["plan_total_power", "is_k2jy_table", "k2jy_table_name", "TP_NOTICE", "TP_DIFFERS"]
 
 #: What the dry run and the result say about a total power restore.
 TP_NOTICE = ("total power: hsd_restoredata's stages are reproduced (import of the autocorrelations, "
              "Pipeline_Final flags, sky + Tsys + Jy/K calibration); atmospheric correction and "
              "baseline subtraction (hsd_atmcor, hsd_baseline) only with atmcor=True / sdbaseline=True; "
              "hsd_blflag and hsd_imaging are not reproduced")
+
+
+#: How SPACESAVING / DOSPLIT / DOCONTSUB apply to total power (as scriptForPI.py).
+TP_DIFFERS = ("total power: every EB is split into <uid>.ms.split.cal whatever DOSPLIT says "
+              "(scriptForPI.py splits data not imaged by hif_makeimages); the calibration is "
+              "applied into working/<uid>.ms first (no cal-library route), which SPACESAVING >= 2 "
+              "deletes after the split; DOCONTSUB does not apply; no amplitude renormalization")
 
 
 def is_k2jy_table(name: str) -> bool:
@@ -231,7 +238,7 @@ def plan_total_power(member: Member, opts: RestoreOptions, inputs: TPInputs,
                       outputs=[os.path.join(calibrated, "products")],
                       params={"links": {os.path.join(calibrated, "products"):
                                         os.path.join(member.path, "calibration")}}))
-    notices = [TP_NOTICE]
+    notices = [TP_NOTICE, TP_DIFFERS]
     blocked: list[tuple[str, list[dict]]] = []
     eb_ids = [s.id for s in steps if s.eb]
     post = post_steps(member, calibrated, texts, present_version, eb_ids, notices, blocked) \
