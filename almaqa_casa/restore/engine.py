@@ -166,7 +166,8 @@ def _produced(plan: MemberPlan) -> dict[str, list[str]]:
             if s.eb != uid:
                 continue
             for o in s.outputs:
-                if not (o.endswith(".ms") or o.endswith(".split.cal")) or not os.path.lexists(o):
+                if not (o.endswith((".ms", ".split.cal", "_bl")) or o[:-1].endswith(".atmcor.atmtype")) \
+                        or not os.path.lexists(o):
                     continue
                 key = os.path.realpath(o)
                 best = seen.get(key)
