@@ -18,7 +18,9 @@ Real delivery shapes (issue 12; ``truth['shape']`` describes each, see
   ``scriptForImagingPrep.py`` (``truth['imaging_prep']``);
 * ``semipass_delivery``: qa/, script/, raw/ only;
 * ``sacm_delivery``: Cycle 5 SACM/JAO restore pre-step with an ASDM whose
-  SysCal table fixsyscaltimes changes (``truth['sacm']``).
+  SysCal table fixsyscaltimes changes (``truth['sacm']``);
+* ``tp_delivery``: pipeline-calibrated total power, ON/OFF autocorrelations of
+  4 TP antennas, EBs in sessions 1 and 2 (``truth['total_power']``).
 
 With ``ALMAQA_SYNTH_CACHE=/some/folder`` the builds are kept between test
 runs in ``<cache>/<variant>-<hash of generator source + parameters>`` and
@@ -52,6 +54,8 @@ VARIANTS = {
     "semipass": dict(calibration="semipass", nebs=2, seed=12345),
     "sacm": dict(calibration="pipeline", nebs=2, seed=12345, cycle=5, sacm=True,
                  sessions=["session_1", "session_2"]),
+    "tp": dict(calibration="pipeline", nebs=2, seed=12345, total_power=True,
+               sessions=["session_1", "session_2"]),
 }
 
 
@@ -155,6 +159,13 @@ def semipass_delivery(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sacm_delivery(tmp_path_factory):
     return build_delivery("sacm", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tp_delivery(tmp_path_factory):
+    """Pipeline-calibrated total power (hsd_restoredata), 2 EBs in sessions 1 and 2
+    (``truth['total_power']``)."""
+    return build_delivery("tp", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,14 @@ __all__ = [
     "split_ms",
     "state_obsmodes",
     "write_callib",
+    "import_asdm_autocorr",
+    "sd_metadata",
+    "make_k2jy_table",
+    "k2jy_factors",
+    "apply_calibration_sd",
+    "set_data_unit",
+    "sdatmcor_run",
+    "sdbaseline_run",
 ]
 
 #: hifa_restoredata's asis list (restore.md §4.2).
@@ -359,3 +367,177 @@ def contsub(vis: str, outputvis: str, fitspec: dict, fitorder: int = 1) -> None:
               datacolumn="data", fitmethod="gsl")
     if not os.path.isdir(outputvis):
         raise RestoreStepError(f"uvcontsub wrote no {outputvis}")
+
+
+# ---- total power (hsd_restoredata, hsd_atmcor, hsd_baseline) ---------------------------
+def _float_data_readable(vis: str) -> bool:
+    from casatools import table
+    tb = table()
+    tb.open(vis)
+    try:
+        col = "FLOAT_DATA" if "FLOAT_DATA" in tb.colnames() else "DATA"
+        d = tb.getcol(col, 0, 1) if col in tb.colnames() else None
+        return d is not None and np.isfinite(np.asarray(d, float) if col == "FLOAT_DATA" else d).all()
+    except Exception:
+        return False
+    finally:
+        tb.close()
+
+
+def import_asdm_autocorr(asdm: str, vis: str, lazy: bool = True, ocorr_mode: str = "ao",
+                         asis: str = "", bdfflags: bool = True) -> dict:
+    """importasdm of a total power EB (autocorrelations into FLOAT_DATA);
+    lazy first, non-lazy on failure.  Returns ``{'lazy', 'fallback_reason'}``."""
+    from casatasks import importasdm
+    kw = dict(asdm=asdm, vis=vis, ocorr_mode=ocorr_mode, bdfflags=bdfflags, asis=asis,
+              process_caldevice=False, savecmds=False, overwrite=False,
+              with_pointing_correction=True, process_pointing=True, createmms=False)
+    reason = ""
+    if lazy:
+        try:
+            importasdm(lazy=True, **kw)
+            if _nrows(vis) > 0 and _float_data_readable(vis):
+                return {"lazy": True, "fallback_reason": ""}
+            reason = "lazy import gave an unreadable MS"
+        except Exception as exc:  # importasdm raises on failure
+            reason = f"lazy import failed: {exc}"
+        _log(f"{os.path.basename(asdm)}: {reason}; importing again with lazy=False", "WARN")
+        for p in (vis, vis + ".flagversions"):
+            if os.path.exists(p):
+                shutil.rmtree(p)
+    importasdm(lazy=False, **kw)
+    if not os.path.isdir(vis):
+        raise RestoreStepError(f"importasdm of {asdm} wrote no MeasurementSet")
+    return {"lazy": False, "fallback_reason": reason}
+
+
+def sd_metadata(vis: str) -> dict:
+    """Antenna names, correlations and science spw frequency ranges of a TP MS."""
+    from casatools import msmetadata, table
+    md = msmetadata()
+    md.open(vis)
+    try:
+        spws = science_spws(vis)
+        ranges = {}
+        for s in spws:
+            f = np.asarray(md.chanfreqs(s))
+            w = np.abs(np.asarray(md.chanwidths(s)))
+            ranges[s] = (float(f.min() - w[0] / 2), float(f.max() + w[0] / 2))
+        ants = [str(a) for a in md.antennanames()]
+    finally:
+        md.close()
+    tb = table()
+    tb.open(os.path.join(vis, "POLARIZATION"))
+    try:
+        codes = tb.getcell("CORR_TYPE", 0)
+    finally:
+        tb.close()
+    names = {9: "XX", 10: "XY", 11: "YX", 12: "YY", 5: "RR", 8: "LL", 1: "I"}
+    return {"antennas": ants, "spws": ranges, "pols": [names.get(int(c), str(c)) for c in codes]}
+
+
+def make_k2jy_table(vis: str, csv_text: str, caltable: str) -> None:
+    """The Kelvin-to-Jansky table of ``vis`` from MS-based factor text
+    (``gencal(caltype='jyperk')``, as hsd_k2jycal makes it)."""
+    from casatasks import gencal
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(caltable) or ".", prefix=".jyperk-") as tmp:
+        infile = os.path.join(tmp, "jyperk.csv")
+        Path(infile).write_text(csv_text)
+        gencal(vis=vis, caltable=caltable, caltype="jyperk", infile=infile)
+    if not os.path.isdir(caltable):
+        raise RestoreStepError(f"gencal(caltype='jyperk') wrote no {caltable} for {vis}")
+
+
+def k2jy_factors(caltable: str, vis: str) -> dict[tuple[str, int, str], float]:
+    """(antenna, spw, pol) -> the Jy/K factor a table applies: 1 / |gain|^2
+    (an amplitude gain g scales an autocorrelation by 1 / g^2)."""
+    from casatools import table
+    meta = sd_metadata(vis)
+    tb = table()
+    tb.open(caltable)
+    try:
+        ant = tb.getcol("ANTENNA1")
+        spw = tb.getcol("SPECTRAL_WINDOW_ID")
+        par = tb.getcol("CPARAM")[:, 0, :]
+        flag = tb.getcol("FLAG")[:, 0, :]
+    finally:
+        tb.close()
+    tb.open(os.path.join(caltable, "ANTENNA"))
+    try:
+        names = [str(n) for n in tb.getcol("NAME")]
+    finally:
+        tb.close()
+    out = {}
+    for i in range(len(ant)):
+        for p, pol in enumerate(meta["pols"][: par.shape[0]]):
+            if not flag[p, i] and abs(par[p, i]) > 0:
+                out[(names[int(ant[i])], int(spw[i]), pol)] = float(1.0 / abs(par[p, i]) ** 2)
+    return out
+
+
+def apply_calibration_sd(vis: str, apps: Sequence[CalApplication], table_dir: str,
+                         extra: Sequence[tuple[str, str, str, bool]] = ()) -> int:
+    """applycal per calapply line as hsd_applycal runs it: TARGET
+    autocorrelations (``antenna='*&&&'``), ``calflagstrict``.  ``extra``:
+    (table, gainfield, interp, calwt) appended to every line (the Jy/K table
+    made from jyperk.csv).  Returns the number of lines applied."""
+    from casatasks import applycal
+    apps = rebase_tables(apps, table_dir, vis)
+    _check_tables(apps)
+    for t, *_ in extra:
+        if not os.path.isdir(t):
+            raise RestoreStepError(f"caltable {t} does not exist")
+    n = 0
+    for a, intents in _selected(apps, vis):
+        kw = a.applycal_kwargs()
+        kw["antenna"] = "*&&&"
+        for t, gf, ip, cw in extra:
+            kw["gaintable"].append(t)
+            kw["gainfield"].append(gf)
+            kw["interp"].append(ip)
+            kw["spwmap"].append([])
+            kw["calwt"].append(cw)
+        applycal(vis=vis, intent=intents, applymode="calflagstrict", flagbackup=False, **kw)
+        n += 1
+    return n
+
+
+def set_data_unit(vis: str, unit: str) -> None:
+    """Record the brightness unit ('K' or 'Jy') on the data columns, as
+    hsd_applycal's ``set_unit`` does (DATA, FLOAT_DATA, CORRECTED_DATA)."""
+    from casatools import table
+    tb = table()
+    tb.open(vis, nomodify=False)
+    try:
+        for col in set(tb.colnames()) & {"DATA", "FLOAT_DATA", "CORRECTED_DATA"}:
+            tb.putcolkeyword(col, "UNIT", unit)
+    finally:
+        tb.close()
+
+
+def sdatmcor_run(vis: str, outfile: str, datacolumn: str, atmtype: int, dtem_dh: float, h0: float,
+                 gainfactor: str | float, spw: Sequence[int]) -> None:
+    """sdatmcor as hsd_atmcor calls it (ON_SOURCE data, the Jy/K table as gainfactor)."""
+    from casatasks import sdatmcor
+    sdatmcor(infile=vis, datacolumn=datacolumn, outfile=outfile, overwrite=True,
+             intent="OBSERVE_TARGET#ON_SOURCE", outputspw=",".join(str(s) for s in spw),
+             gainfactor=gainfactor if gainfactor else 1.0, atmtype=int(atmtype),
+             dtem_dh=f"{dtem_dh}K/km", h0=f"{h0}km")
+    if not os.path.isdir(outfile):
+        raise RestoreStepError(f"sdatmcor wrote no {outfile}")
+
+
+def sdbaseline_run(vis: str, outfile: str, datacolumn: str, spw: str = "", bltable: str = "") -> None:
+    """sdbaseline as hsd_baseline: with ``bltable`` the delivered fit is applied
+    (``blmode='apply'``); without, a first-order polynomial is fitted outside
+    the lines sdbaseline's line finder detects."""
+    from casatasks import sdbaseline
+    kw = dict(infile=vis, datacolumn=datacolumn, outfile=outfile, overwrite=True, spw=spw,
+              intent="OBSERVE_TARGET#ON_SOURCE")
+    if bltable:
+        sdbaseline(blmode="apply", bltable=bltable, **kw)
+    else:
+        sdbaseline(blmode="fit", blfunc="poly", order=1, maskmode="auto", thresh=5.0,
+                   avg_limit=4, minwidth=4, edge=[0, 0], blformat="", **kw)
+    if not os.path.isdir(outfile):
+        raise RestoreStepError(f"sdbaseline wrote no {outfile}")

@@ -166,7 +166,8 @@ def _produced(plan: MemberPlan) -> dict[str, list[str]]:
             if s.eb != uid:
                 continue
             for o in s.outputs:
-                if not (o.endswith(".ms") or o.endswith(".split.cal")) or not os.path.lexists(o):
+                if not (o.endswith((".ms", ".split.cal", "_bl")) or o[:-1].endswith(".atmcor.atmtype")) \
+                        or not os.path.lexists(o):
                     continue
                 key = os.path.realpath(o)
                 best = seen.get(key)
@@ -187,7 +188,7 @@ def member_result(plan: MemberPlan, run: dict | None, member: Member) -> dict:
             continue
         timings = r["timings"]
         extra = {k: v for t in timings for k, v in (t.get("extra") or {}).items()
-                 if k in ("log", "ran")}
+                 if k in ("log", "ran", "jyperk", "atmcor", "baseline")}
         status = ("failed" if r["failed"] else
                   "skipped" if timings and all(t["skipped"] for t in timings) else "ok")
         eb_results[uid] = {"status": status, "steps": steps,

@@ -38,6 +38,9 @@ class RestoreOptions:
     usems: bool = False
     ignoreversion: bool = False
     postscripts: bool = True
+    #: total power: also run hsd_atmcor's sdatmcor / hsd_baseline's sdbaseline
+    atmcor: bool = False
+    sdbaseline: bool = False
     nprocs: int = 1
     #: nprocs chosen by qa_restore (parameter 0): lowered when the disk is short
     nprocs_auto: bool = False
@@ -131,4 +134,5 @@ def make_options(params: Mapping[str, Any], caller_globals: Mapping[str, Any] | 
         dryrun=bool(params.get("dryrun", False)), usepipeline=bool(params.get("usepipeline", False)),
         usems=bool(params.get("usems", False)), ignoreversion=bool(params.get("ignoreversion", False)),
         postscripts=bool(params.get("postscripts", True)),
+        atmcor=bool(params.get("atmcor", False)), sdbaseline=bool(params.get("sdbaseline", False)),
         nprocs=nprocs, nprocs_auto=auto, sources=tuple(sources))

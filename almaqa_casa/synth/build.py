@@ -62,8 +62,9 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
     SACM/JAO pre-step and an ASDM that needs it), ``post_scripts``
     (``('ImagingPrep',)``), ``ppr_sessions`` (a PPR that disagrees);
     ``calibration='semipass'`` gives a package with raw data only.
-    ``total_power`` deliveries exist as text-only skeletons only
-    (:func:`almaqa_casa.synth.skeleton.make_skeleton`) until issue 15.
+    ``total_power=True`` simulates a pipeline-calibrated total power
+    delivery instead (:mod:`.tp_build`: ON/OFF autocorrelations, sky, Tsys
+    and Jy/K tables, ``jyperk.csv``, ``sd`` cubes; ``truth['total_power']``).
 
     Returns a dict with ``project_dir``, ``member_dir``, ``truth_path``,
     ``truth`` (the truth dict, as in truth.json), ``spec`` and ``tars``.
@@ -77,9 +78,9 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
     if spec.nebs > S.MAX_SIMULATED_EBS:
         raise ValueError(f"generate() simulates at most {S.MAX_SIMULATED_EBS} EBs, not {spec.nebs}; "
                          "make_skeleton() writes text-only deliveries of any size")
-    if spec.total_power:
-        raise ValueError("total power deliveries are not simulated yet (issue 15); "
-                         "almaqa_casa.synth.skeleton.make_skeleton writes text-only ones")
+    if spec.total_power and (spec.cycle < 5 or spec.sacm or spec.post_scripts):
+        raise ValueError("generate() simulates pipeline total power (hsd_calimage) from Cycle 5 on, "
+                         "without SACM pre-step or post scripts; make_skeleton() writes the others")
     if set(spec.post_scripts) - {"ImagingPrep"}:
         raise ValueError("generate() runs the ImagingPrep post script only; FluxCal and PolCal "
                          "scripts exist in text-only skeletons")
@@ -206,6 +207,9 @@ def _simulate_eb(spec, k, uid, work, dirs, truth_stage, to_final, truth) -> tupl
 
 
 def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
+    if spec.total_power:
+        from .tp_build import build as build_total_power
+        return build_total_power(spec, tmp, outdir)
     stage = os.path.join(tmp, "stage")
     work = os.path.join(tmp, "work")
     os.makedirs(work)

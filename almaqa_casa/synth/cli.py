@@ -45,7 +45,8 @@ def build_parser(prog: str = "almaqa synth") -> argparse.ArgumentParser:
                        dest="post_scripts", help="a script scriptForPI.py runs after the restore "
                        "(repeat; the CASA build runs ImagingPrep)")
     shape.add_argument("--total-power", action="store_true",
-                       help="total power (hsd_restoredata); text-only skeletons until it is simulated")
+                       help="total power (hsd_restoredata, ocorr_mode='ao'): ON/OFF autocorrelations of "
+                       "4 TP antennas, sky/Tsys/Jy-K tables, jyperk.csv, sd cubes")
     sk = p.add_argument_group("text-only skeletons (no CASA, no data)")
     sk.add_argument("--skeleton", metavar="PRESET",
                     help="write a text-only skeleton: a preset name, or 'custom' for the shape options")

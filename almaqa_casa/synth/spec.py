@@ -197,8 +197,9 @@ class SynthSpec:
     sacm: bool = False
     #: Scripts scriptForPI.py runs after the restore (subset of POST_SCRIPTS).
     post_scripts: tuple[str, ...] = ()
-    #: Total power (hsd_restoredata, ocorr_mode='ao'); text-only skeletons
-    #: for now (the simulation is issue 15).
+    #: Total power (hsd_restoredata, ocorr_mode='ao'): generate() simulates
+    #: ON/OFF autocorrelations of 4 TP antennas (:mod:`.tp_build`); skeletons
+    #: write the same names as text.
     total_power: bool = False
     #: SESSION_<k> intents of the PPR per EB when they differ from
     #: ``sessions`` (real PPRs disagree with the restore script); empty: same.

@@ -108,8 +108,10 @@ def _restore(r: Mapping[str, Any], verbose: bool) -> list[str]:
             lines.append(f"    in {base}:")
         for eb in m.get("ebs") or []:
             outs = produced.get(eb) or []
+            jk = ((m.get("eb_results") or {}).get(eb) or {}).get("jyperk")   # total power
+            unit = f" (in {jk['unit']}, Jy/K from {jk['route']})" if isinstance(jk, Mapping) else ""
             if outs:
-                lines.append(f"      {eb}: " + ", ".join(_rel(o, base) for o in outs))
+                lines.append(f"      {eb}: " + ", ".join(_rel(o, base) for o in outs) + unit)
         if m.get("semipass"):
             lines.append(f"    skipped (semipass): {', '.join(m['semipass'])}")
         if m.get("error"):

@@ -72,6 +72,13 @@ CODES: dict[str, tuple[str, str, str]] = {
     "I003": ("warning", "images", "sensitivity requirement not met"),
     "I004": ("info", "images", "requirement met"),
     "I005": ("info", "images", "rms measured without primary-beam recovery"),
+    # total power (validate/tp.py)
+    "T001": ("warning", "layout", "total power delivery without Kelvin-to-Jansky factors (jyperk.csv)"),
+    "T002": ("error", "layout", "Kelvin-to-Jansky factor file cannot be read"),
+    "T003": ("error", "layout", "more than one Kelvin-to-Jansky factor file"),
+    "T004": ("warning", "layout", "Kelvin-to-Jansky factors missing for an EB"),
+    "T005": ("info", "layout", "Kelvin-to-Jansky factors found"),
+    "T006": ("warning", "fits", "total power cube neither in K nor in Jy/beam"),
 }
 
 

@@ -40,6 +40,7 @@ from .structure import (
     product_checks,
     product_files,
 )
+from .tp import sd_unit_findings, tp_checks
 from .tree import Entry, MemberView, Tree, load_tree
 
 __all__ = ["CHECKS", "Validation", "parse_checks", "validate_delivery", "write_reports"]
@@ -186,6 +187,7 @@ def _run(tree: Tree, v: Validation, selected, req_res, req_sens, res_tol, sens_t
         v.members.append(delivery.as_dict())
         if "layout" in selected:
             add(lay)
+            add(tp_checks(tree, view, delivery))
         products, nam = naming_checks(view, delivery, files)
         if "naming" in selected:
             add([f for f in nam if f.code.startswith("N")])
@@ -252,6 +254,8 @@ def _member_files(tree, v, view, products, sets, selected, req_res, req_sens, re
                     add(info.findings)
                     if info.ok:
                         add(header_findings(info, pr.info))
+                        if pr.info.role == "sd":
+                            add(sd_unit_findings(pr.file, info.bunit))
             cluster_sets = [s for rel in cluster for s in sets_of.get(rel, ())]
             if "fits" in selected:
                 for s in cluster_sets:

@@ -147,8 +147,9 @@ def test_total_power_is_not_planned_as_interferometry(tmp_path):
     ebs = EBS8[:3]
     m = skeleton(tmp_path, ebs, ["session_1", "session_2", "session_3"],
                  task="hsd_restoredata", ocorr="ao")
-    with pytest.raises(PlanError, match="total power"):
-        _dry(m)
+    plan = _dry(m)["members"][0]["plan"]      # the total power planner (issue 15)
+    assert not [s for s in plan["steps"] if s["kind"] == "ms"]
+    assert [s["params"]["import"]["ocorr_mode"] for s in plan["steps"] if s["kind"] == "tp-ms"] == ["ao"] * 3
 
 
 def test_sacm_prestep_is_planned(tmp_path, capsys):

@@ -25,16 +25,17 @@ def test_every_preset_plans_each_eb_from_its_truth_tarball(preset, tmp_path):
         r = _dry(d["member_dir"])
         assert r["mode"] == "semipass" and any("semipass package" in w for w in r["warnings"])
         return
-    if shape["total_power"]:
-        pytest.skip("total power plans are tested with the total power restore")  # issue 15
     r = _dry(d["member_dir"], outdir=str(tmp_path / "out"), dosplit=True)
     assert r["status"] == "ok", r.get("error")
     m = r["members"][0]
     if m["mode"] == "manual":
         assert [s["eb"] for s in m["plan"]["steps"] if s["kind"] == "manual-eb"] == truth["ebs"]
         return
+    if shape["total_power"]:
+        assert m["delivery"]["total_power"] is True
+        assert [s["eb"] for s in m["plan"]["steps"] if s["kind"] == "tp-ms"] == truth["ebs"]
     got = {s["eb"]: Path(s["inputs"][0]).name for s in m["plan"]["steps"]
-           if s["kind"] == "caltables"}
+           if s["id"] == f"{s['eb']}:caltables"}
     assert got == {u: e["caltables_tarball"] for u, e in truth["expected"].items()}
     sources = {v["source"] for v in m["delivery"]["sessions"].values()}
     want = {"manifest"} if shape["manifest_present"] else {"restore script"}

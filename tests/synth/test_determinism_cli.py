@@ -163,8 +163,8 @@ def test_cli_shape_options_and_skeletons(tmp_path, capsys):
                  "--sessions", "session_2,session_2,session_3", "--json"]) == 0
     truth = json.load(open(json.loads(capsys.readouterr().out)["truth_path"]))
     assert truth["shape"]["restore_task"] == "hsd_restoredata" and truth["shape"]["ocorr_mode"] == "ao"
-    assert main(["--out", str(tmp_path / "tp"), "--total-power"]) == 1
-    assert "not simulated yet" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "tp"), "--total-power", "--cycle", "4"]) == 1
+    assert "Cycle 5 on" in capsys.readouterr().err
     assert main(["--out", str(tmp_path / "x"), "--skeleton", "nosuch"]) == 1
     assert "unknown skeleton preset" in capsys.readouterr().err
 
@@ -172,7 +172,7 @@ def test_cli_shape_options_and_skeletons(tmp_path, capsys):
 def test_generate_refuses_what_it_cannot_simulate(tmp_path):
     from almaqa_casa.synth import generate
 
-    for kw, msg in ((dict(nebs=7), "at most 6"), (dict(total_power=True), "issue 15"),
+    for kw, msg in ((dict(nebs=7), "at most 6"), (dict(total_power=True, cycle=4), "Cycle 5 on"),
                     (dict(post_scripts=("FluxCal",)), "ImagingPrep post script only"),
                     (dict(selfcal=True, cycle=8), "Cycle 10"),
                     (dict(calibration="manual", sessions=("session_1", "session_2")), "pipeline")):

@@ -36,7 +36,9 @@ def plan_member(member: Member, opts: RestoreOptions, texts: dict[str, str],
     ------
     PlanError
         A kind that cannot be restored natively (yet), or the planner's own
-        refusals (missing ASDMs, calibration files, tarballs ...).
+        refusals (missing ASDMs, calibration files, tarballs ...).  Pipeline
+        total power goes to :func:`.tp.plan_total_power`; manual total power
+        (per-EB ``scriptForSDCalibration.py``) to :func:`plan_manual`.
     """
     if member.kind == "semipass":
         return plan_semipass(member, opts)
@@ -44,8 +46,11 @@ def plan_member(member: Member, opts: RestoreOptions, texts: dict[str, str],
         return plan_manual(member, opts, texts, ephemerides, present_version)
     if member.kind == "pipeline":
         if member.total_power:
-            raise PlanError(f"{member.path}: a pipeline-calibrated total power delivery "
-                            "(hsd_restoredata); its native restore is not available yet")
+            # the TP inputs (jyperk.csv, casa_commands.log, auxcalapply) are read here,
+            # once, so a bad one stops the restore before any work
+            from ..tpinputs import read_tp_inputs
+            from .tp import plan_total_power
+            return plan_total_power(member, opts, read_tp_inputs(member), texts, present_version)
         return plan_pipeline(member, opts, texts, present_version)
     raise PlanError(f"{member.path}/script: no calibration script found: no per-EB "
                     "*.ms.scriptForCalibration.py (manual), no PPR or casa_piperestorescript.py "
