@@ -44,7 +44,7 @@ def body(kind: str) -> Callable[[Body], Body]:
 
 def get_body(kind: str) -> Body:
     if not BODIES:
-        from . import common, pipeline, scripts
+        from . import common, pipeline, scripts, selfcal
     if kind not in BODIES:
-        from . import common, pipeline, scripts  # noqa: F401
+        from . import common, pipeline, scripts, selfcal  # noqa: F401
     return BODIES[kind]
