@@ -20,6 +20,14 @@ Real delivery shapes (issue 12; ``truth['shape']`` describes each, see
 * ``sacm_delivery``: Cycle 5 SACM/JAO restore pre-step with an ASDM whose
   SysCal table fixsyscaltimes changes (``truth['sacm']``).
 
+Cycle 10-12 calibration extras (issue 16):
+
+* ``selfcal_delivery``: hif_selfcal's restore resources (selfcal.json and the
+  self-calibration tables in auxproducts.tgz), a phase error on the target that
+  only they remove, ``.selfcal.`` products (``truth['selfcal_truth']``);
+* ``pol_delivery`` (above) carries leakage and a cross-hand phase, and
+  hifa_polcal's session tables that remove them (``truth['polarization_truth']``).
+
 With ``ALMAQA_SYNTH_CACHE=/some/folder`` the builds are kept between test
 runs in ``<cache>/<variant>-<hash of generator source + parameters>`` and
 reused once complete (a ``.complete`` marker is written last; a lock file
@@ -52,6 +60,7 @@ VARIANTS = {
     "semipass": dict(calibration="semipass", nebs=2, seed=12345),
     "sacm": dict(calibration="pipeline", nebs=2, seed=12345, cycle=5, sacm=True,
                  sessions=["session_1", "session_2"]),
+    "selfcal": dict(calibration="pipeline", nebs=2, seed=12345, selfcal=True),
 }
 
 
@@ -155,6 +164,11 @@ def semipass_delivery(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sacm_delivery(tmp_path_factory):
     return build_delivery("sacm", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def selfcal_delivery(tmp_path_factory):
+    return build_delivery("selfcal", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
