@@ -159,7 +159,7 @@ def plan_pipeline(member: Member, opts: RestoreOptions, texts: dict[str, str] | 
     docontsub, why = decide_docontsub(member, opts)
     if docontsub and not member.contdat:
         warnings.append("no PL file cont.dat found. No continuum subtraction performed.")
-        docontsub = False
+        docontsub, why = False, "no cont.dat"
     if docontsub and member.contdat_error:   # before any work, naming file and line
         raise PlanError(f"DOCONTSUB: {member.contdat_error}")
     scal = _selfcal_plan(member, docontsub, why, working, warnings)
