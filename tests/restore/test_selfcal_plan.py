@@ -168,3 +168,35 @@ def test_no_selfcal_json_changes_nothing(modern):
     res = _dry(member)
     assert res["plan"]["options"]["docontsub"] is False and res["selfcal"] is None
     assert res["delivery"]["docontsub"] == {"on": False, "why": "not asked"}
+
+
+def test_spw_ids_follow_the_windows():
+    """spw_real names spws of the targets MS; a line MS whose spws were renumbered gets
+    the ids of the same windows, and a window it lacks is an error naming the MS."""
+    from almaqa_casa.restore.steps.selfcal import spw_selection
+    ref = {16: (960, 230_000_000_000), 18: (960, 232_000_000_000), 20: (128, 245_000_000_000)}
+    assert spw_selection("16,18", ref, ref, "t.ms") == "16,18"
+    renum = {0: ref[16], 1: ref[18], 2: ref[20]}
+    assert spw_selection("16,20", ref, renum, "l.ms") == "0,2"
+    with pytest.raises(ValueError, match=r"l\.ms: spw 22 .* not in this MS"):
+        spw_selection("22", ref, renum, "l.ms")
+    with pytest.raises(ValueError, match="not a list of spw ids"):
+        spw_selection("0:10~20", ref, ref, "t.ms")
+
+
+def test_result_marks_what_the_run_applied():
+    from almaqa_casa.restore.steps.selfcal import selfcal_result
+    planned = {"json": "a::x.selfcal.json", "self_calibrated_targets": ["A", "B"], "applies": True,
+               "targets": [{"field": "A", "ebs": {"eb1": {"tables": ["t1"]}, "eb2": {"tables": ["t2"]}}},
+                           {"field": "B", "ebs": {"eb1": {"tables": ["t3"]}}},
+                           {"field": "C", "ebs": {}}]}
+    assert selfcal_result(None, []) is None
+    timings = [{"step": "eb1:ms", "seconds": 1.0, "skipped": False, "extra": {}},
+               {"step": "eb1:selfcal", "seconds": 2.0, "skipped": False, "extra": {"selfcal": {}}},
+               {"step": "eb2:selfcal", "seconds": 0.0, "skipped": True}]          # complete earlier
+    r = selfcal_result(planned, timings)
+    assert r["applied_targets"] == ["A", "B"]
+    assert [t["applied"] for t in r["targets"]] == [True, True, False]
+    r = selfcal_result(planned, timings[:2])                 # eb2's step failed or did not run
+    assert r["applied_targets"] == ["B"] and r["targets"][0]["ebs"]["eb2"]["applied"] is False
+    assert planned["targets"][0]["ebs"]["eb1"] == {"tables": ["t1"]}            # the plan is not changed

@@ -26,7 +26,7 @@ from ...log import post
 from ..plan import Step
 from . import StepContext, body
 
-__all__ = ["apply_selfcal", "selfcal_result", "MARKER"]
+__all__ = ["apply_selfcal", "selfcal_result", "spw_selection", "MARKER"]
 
 MARKER = ".almaqa_selfcal.json"
 
@@ -66,34 +66,64 @@ def _tables_into(params: dict, dest: str) -> str:
     return dest
 
 
-def _history(vis: str, message: str) -> None:
-    from casatools import ms as mstool
-    m = mstool()
-    m.open(vis, nomodify=False)
+def _spw_keys(vis: str) -> dict[int, tuple[int, float]]:
+    """spw id -> (channels, first channel frequency rounded to 1 Hz)."""
+    from casatools import table
+    tb = table()
+    tb.open(os.path.join(vis, "SPECTRAL_WINDOW"))
     try:
-        m.writehistory(message=message, origin="qa_restore")
+        nchan = tb.getcol("NUM_CHAN")
+        first = [float(tb.getcell("CHAN_FREQ", i)[0]) for i in range(tb.nrows())]
     finally:
-        m.close()
+        tb.close()
+    return {i: (int(n), round(f)) for i, (n, f) in enumerate(zip(nchan, first))}
 
 
-def apply_selfcal(vis: str, apps: list[dict], tabledir: str) -> list[dict]:
+def spw_selection(sel: str, ref_keys: dict, keys: dict, vis: str) -> str:
+    """``spw_real`` (ids of the targets MS) as ids of ``vis`` (pure): the same ids
+    when they denote the same windows, else the windows of equal channels and
+    frequency (an MS whose spws were renumbered)."""
+    out = []
+    for part in sel.split(","):
+        sid = part.strip()
+        if not sid:
+            continue
+        if not sid.isdigit():
+            raise ValueError(f"{vis}: spw selection {sel!r} is not a list of spw ids")
+        i = int(sid)
+        if i in keys and keys.get(i) == ref_keys.get(i, keys[i]):
+            out.append(str(i))
+            continue
+        match = [j for j, k in keys.items() if i in ref_keys and k == ref_keys[i]]
+        if len(match) != 1:
+            raise ValueError(f"{vis}: spw {i} of selfcal.json's spw_real is not in this MS")
+        out.append(str(match[0]))
+    return ",".join(out)
+
+
+def apply_selfcal(vis: str, apps: list[dict], tabledir: str, ref_spws: dict | None = None
+                  ) -> list[dict]:
     """applycal of each application (dicts of :class:`~almaqa_casa.delivery.selfcal.
-    SelfcalApplication`) to ``vis``, in place.  Returns what was applied."""
+    SelfcalApplication`) to ``vis``, in place.  ``ref_spws``: :func:`_spw_keys` of the
+    targets MS the JSON's spw ids refer to (default: ``vis``'s own).  Returns what
+    was applied."""
     from casatasks import applycal
 
     from ...delivery.calapply import casa_intents
-    from ..casasteps import state_obsmodes
+    from ..casasteps import state_obsmodes, write_history
     intent = casa_intents("TARGET", state_obsmodes(vis))
+    keys = _spw_keys(vis)
     done = []
     for a in apps:
         tables = [os.path.join(tabledir, t) for t in a["gaintable"]]
-        applycal(vis=vis, field=a["field"], spw=a["spw"], intent=intent or "",
+        spw = spw_selection(a["spw"], ref_spws or keys, keys, vis)
+        applycal(vis=vis, field=a["field"], spw=spw, intent=intent or "",
                  gaintable=tables, interp=list(a["interp"]), spwmap=[list(m) for m in a["spwmap"]],
                  calwt=list(a["calwt"]), applymode=a.get("applymode", "calflag"),
                  flagbackup=False, parang=False)
-        _history(vis, f"hif_selfcal restore: {', '.join(a['gaintable'])} applied to field "
-                      f"{a['field']} spw {a['spw']} (from {a['source']})")
-        done.append({"field": a["field"], "spw": a["spw"], "tables": list(a["gaintable"]),
+        write_history(vis, f"hif_selfcal restore: {', '.join(a['gaintable'])} applied to field "
+                           f"{a['field']} spw {spw} (from {a['source']})")
+        done.append({"field": a["field"], "spw": spw, "tables": list(a["gaintable"]),
                      "source": a["source"]})
     return done
 
@@ -103,6 +133,7 @@ def selfcal(ctx: StepContext, step: Step) -> dict:
     p = step.params
     tabledir = _tables_into(p, p["tabledir"])
     applied: dict[str, list[dict]] = {}
+    ref = _spw_keys(step.inputs[0])          # the targets MS: spw_real's ids are its ids
     for vis in step.inputs:
         name = os.path.basename(vis)
         apps = [a for a in p["applications"] if a["vis"] == name]
@@ -113,7 +144,7 @@ def selfcal(ctx: StepContext, step: Step) -> dict:
         with atomic_output(vis, overwrite=True) as tmp:
             shutil.copytree(vis, tmp, symlinks=True)
             remove(os.path.join(tmp, MARKER))
-            done = apply_selfcal(str(tmp), apps, tabledir)
+            done = apply_selfcal(str(tmp), apps, tabledir, ref)
             with open(os.path.join(tmp, MARKER), "w") as fh:
                 json.dump({"json": p["json"], "applied": done}, fh, indent=1)
         applied[name] = done
