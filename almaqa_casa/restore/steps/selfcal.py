@@ -24,11 +24,10 @@ import shutil
 from ...atomic import atomic_output, partial_name, remove
 from ...log import post
 from ..plan import Step
+from ..planners.pipeline import SELFCAL_MARKER as MARKER
 from . import StepContext, body
 
 __all__ = ["apply_selfcal", "selfcal_result", "spw_selection", "MARKER"]
-
-MARKER = ".almaqa_selfcal.json"
 
 
 def _log(msg: str, level: str = "INFO") -> None:
