@@ -163,11 +163,12 @@ def extract_caltables(tgz: str, tables: Sequence[str], dest: str) -> list[str]:
 
     Several EBs of a session may apply the same table (hifa_polcal's session
     tables), and their EBs run in parallel: each extraction goes to a private
-    folder and a table is moved into ``dest`` only when no other EB placed it
+    folder (``.extract-*.partial``, removed by the executor after an interruption) and a
+    table is moved into ``dest`` only when no other EB placed it
     there first (a table in place is complete and is never replaced under an
     EB that is applying it)."""
     wanted = set(tables)
-    with tempfile.TemporaryDirectory(dir=dest, prefix=".extract-") as tmp:
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".extract-", suffix=".partial") as tmp:
         got = extract(tgz, tmp, select=lambda n: n.split("/", 1)[0] in wanted)
         have = {p.name for p in got}
         missing = sorted(wanted - have)

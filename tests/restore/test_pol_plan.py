@@ -103,3 +103,29 @@ def test_total_intensity_plan_keeps_the_cal_library(tmp_path):
     res = _dry(r["member_dir"], tmp_path / "out", spacesaving=2, dosplit=True)
     assert res["route"] == "callib" and res["parang"] is False
     assert all("parang" not in s["params"] for s in res["plan"]["steps"] if s["kind"] == "ms")
+
+
+def test_shared_session_table_is_never_replaced(tmp_path):
+    """Two EBs of a session extract hifa_polcal's session table into one working folder
+    (their chains run in parallel): the second leaves the first's copy in place."""
+    import os
+    import tarfile
+
+    from almaqa_casa.restore.casasteps import extract_caltables
+    shared = "session_1_polcalib.ms.hifa_polcal.s15_8.spw0.dterms.tbl"
+    src = tmp_path / "src"
+    for t in (shared, "eb1.ms.bcal.tbl", "eb2.ms.bcal.tbl"):
+        (src / t).mkdir(parents=True)
+        (src / t / "table.dat").write_text(t)
+    tgz = tmp_path / "m.session_1.caltables.tgz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        for t in sorted(os.listdir(src)):
+            tf.add(src / t, arcname=t)
+    work = tmp_path / "working"
+    work.mkdir()
+    extract_caltables(str(tgz), [shared, "eb1.ms.bcal.tbl"], str(work))
+    first = os.stat(work / shared / "table.dat").st_ino
+    out = extract_caltables(str(tgz), [shared, "eb2.ms.bcal.tbl"], str(work))
+    assert out == [str(work / shared), str(work / "eb2.ms.bcal.tbl")]
+    assert os.stat(work / shared / "table.dat").st_ino == first
+    assert sorted(os.listdir(work)) == sorted([shared, "eb1.ms.bcal.tbl", "eb2.ms.bcal.tbl"])
