@@ -22,6 +22,14 @@ Real delivery shapes (issue 12; ``truth['shape']`` describes each, see
 * ``tp_delivery``: pipeline-calibrated total power, ON/OFF autocorrelations of
   4 TP antennas, EBs in sessions 1 and 2 (``truth['total_power']``).
 
+Cycle 10-12 calibration extras (issue 16):
+
+* ``selfcal_delivery``: hif_selfcal's restore resources (selfcal.json and the
+  self-calibration tables in auxproducts.tgz), a phase error on the target that
+  only they remove, ``.selfcal.`` products (``truth['selfcal_truth']``);
+* ``pol_delivery`` (above) carries leakage and a cross-hand phase, and
+  hifa_polcal's session tables that remove them (``truth['polarization_truth']``).
+
 With ``ALMAQA_SYNTH_CACHE=/some/folder`` the builds are kept between test
 runs in ``<cache>/<variant>-<hash of generator source + parameters>`` and
 reused once complete (a ``.complete`` marker is written last; a lock file
@@ -56,6 +64,7 @@ VARIANTS = {
                  sessions=["session_1", "session_2"]),
     "tp": dict(calibration="pipeline", nebs=2, seed=12345, total_power=True,
                sessions=["session_1", "session_2"]),
+    "selfcal": dict(calibration="pipeline", nebs=2, seed=12345, selfcal=True),
 }
 
 
@@ -166,6 +175,11 @@ def tp_delivery(tmp_path_factory):
     """Pipeline-calibrated total power (hsd_restoredata), 2 EBs in sessions 1 and 2
     (``truth['total_power']``)."""
     return build_delivery("tp", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def selfcal_delivery(tmp_path_factory):
+    return build_delivery("selfcal", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

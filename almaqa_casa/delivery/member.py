@@ -35,6 +35,7 @@ from .manifest import Manifest, read_manifest
 from .ppr import PPR, read_ppr
 from .products import product_sets
 from .restorescript import RestoreScript, read_restore_script
+from .selfcal import SelfcalRecord, parse_selfcal_json
 from .sessions import SessionMap, resolve_sessions, tarball_session
 from .versions import DeliveryVersions, versions_from_text
 
@@ -179,6 +180,8 @@ class Member:
     contdat_parsed: ContDat | None = None
     contdat_error: str = ""            #: why cont.dat cannot be read (file and line)
     selfcal_json: str = ""             #: loose, or '<auxproducts.tgz>::<member>'
+    selfcal: SelfcalRecord | None = None   #: selfcal.json parsed (delivery/selfcal.py)
+    selfcal_error: str = ""            #: why selfcal.json cannot be read (file and line)
     jyperk: str = ""                   #: loose, or '<auxproducts.tgz>::<member>'
     manual_scripts: dict[str, str] = dataclasses.field(default_factory=dict)
     post_scripts: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -488,6 +491,16 @@ def read_member(member: str | os.PathLike) -> Member:
         except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
             contdat_error = str(exc)
 
+    selfcal_json = aux_files.get("selfcal.json", "") or _in_aux(aux_members, "*selfcal.json")
+    selfcal, selfcal_error = None, ""
+    if selfcal_json:
+        try:
+            text = (_aux_text(*selfcal_json.split("::", 1)) if "::" in selfcal_json
+                    else read_small_text(selfcal_json))
+            selfcal = parse_selfcal_json(text, selfcal_json)
+        except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
+            selfcal_error = str(exc)
+
     pairs, pb_problems = _pb_pairs(product)
     problems += pb_problems
     usedimpipe = False
@@ -526,7 +539,7 @@ def read_member(member: str | os.PathLike) -> Member:
         caltables_tgz=caltables_tgz, auxproducts=auxproducts, aux_members=aux_members,
         aux_files=aux_files, contdat=contdat, contdat_parsed=contdat_parsed,
         contdat_error=contdat_error,
-        selfcal_json=aux_files.get("selfcal.json", "") or _in_aux(aux_members, "*selfcal.json"),
+        selfcal_json=selfcal_json, selfcal=selfcal, selfcal_error=selfcal_error,
         jyperk=next((v for k, v in aux_files.items() if "jyperk" in k), "")
         or _in_aux(aux_members, "*jyperk*.csv"),
         manual_scripts=manual_scripts, post_scripts=post_scripts, products=pairs,

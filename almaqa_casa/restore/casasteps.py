@@ -27,6 +27,7 @@ from ..delivery.calapply import (
 from ..delivery.contdat import ContDat
 from ..errors import AlmaqaError
 from ..log import post
+from .planners.pipeline import POLCAL_TOKEN
 
 __all__ = [
     "ASIS",
@@ -38,6 +39,7 @@ __all__ = [
     "extract_caltables",
     "fit_order",
     "import_asdm",
+    "needs_parang",
     "restore_flags",
     "science_spws",
     "split_ms",
@@ -51,6 +53,7 @@ __all__ = [
     "set_data_unit",
     "sdatmcor_run",
     "sdbaseline_run",
+    "write_history",
 ]
 
 #: hifa_restoredata's asis list (restore.md §4.2).
@@ -164,14 +167,31 @@ def restore_flags(vis: str, flagversions_tgz: str, version: str = "Pipeline_Fina
 
 
 def extract_caltables(tgz: str, tables: Sequence[str], dest: str) -> list[str]:
-    """Extract the named caltables (and nothing else) from a session tarball."""
+    """Extract the named caltables (and nothing else) from a session tarball.
+
+    Several EBs of a session may apply the same table (hifa_polcal's session
+    tables), and their EBs run in parallel: each extraction goes to a private
+    folder (``.extract-*.partial``, removed by the executor after an interruption) and a
+    table is moved into ``dest`` only when no other EB placed it
+    there first (a table in place is complete and is never replaced under an
+    EB that is applying it)."""
     wanted = set(tables)
-    got = extract(tgz, dest, select=lambda n: n.split("/", 1)[0] in wanted)
-    have = {p.name for p in got}
-    missing = sorted(wanted - have)
-    if missing:
-        raise RestoreStepError(f"{tgz}: caltable(s) named in calapply.txt not found in the "
-                               f"tarball: {', '.join(missing)}")
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".extract-", suffix=".partial") as tmp:
+        got = extract(tgz, tmp, select=lambda n: n.split("/", 1)[0] in wanted)
+        have = {p.name for p in got}
+        missing = sorted(wanted - have)
+        if missing:
+            raise RestoreStepError(f"{tgz}: caltable(s) named in calapply.txt not found in the "
+                                   f"tarball: {', '.join(missing)}")
+        for t in sorted(wanted):
+            final = os.path.join(dest, t)
+            if os.path.isdir(final):
+                continue
+            try:
+                os.rename(os.path.join(tmp, t), final)
+            except OSError:
+                if not os.path.isdir(final):   # not a concurrent placement: a real failure
+                    raise
     return [os.path.join(dest, t) for t in tables]
 
 
@@ -204,15 +224,37 @@ def _check_tables(apps: Sequence[CalApplication]) -> None:
                 raise RestoreStepError(f"caltable {t} (from {a.source}) does not exist")
 
 
+def needs_parang(app: CalApplication) -> bool:
+    """hifa_restoredata: ``parang=True`` when a table of hifa_polcal is applied."""
+    return any(POLCAL_TOKEN in os.path.basename(t) for t in app.gaintable)
+
+
+def write_history(vis: str, message: str) -> None:
+    """One line in the MS's HISTORY table, origin qa_restore."""
+    from casatools import ms as mstool
+    m = mstool()
+    m.open(vis, nomodify=False)
+    try:
+        m.writehistory(message=message, origin="qa_restore")
+    finally:
+        m.close()
+
+
 def apply_calibration(vis: str, apps: Sequence[CalApplication], table_dir: str) -> int:
-    """applycal per calapply line (calflagstrict, pipeline intents).  Returns the count."""
+    """applycal per calapply line (calflagstrict, pipeline intents, ``parang=True``
+    where a hifa_polcal table is applied, said in HISTORY).  Returns the count."""
     from casatasks import applycal
     apps = rebase_tables(apps, table_dir, vis)
     _check_tables(apps)
     n = 0
     for a, intents in _selected(apps, vis):
+        parang = needs_parang(a)
         applycal(vis=vis, intent=intents, applymode="calflagstrict", flagbackup=False,
-                 parang=any(".hifa_polcal." in t for t in a.gaintable), **a.applycal_kwargs())
+                 parang=parang, **a.applycal_kwargs())
+        if parang:
+            write_history(vis, f"{a.source}: applied with parang=True (hifa_polcal tables: "
+                               + ", ".join(os.path.basename(t) for t in a.gaintable
+                                           if POLCAL_TOKEN in os.path.basename(t)) + ")")
         n += 1
     return n
 

@@ -31,6 +31,7 @@ from .options import RestoreOptions, make_options
 from .plan import MemberPlan, disk_hints, format_plan
 from .planners import plan_member
 from .records import done_steps
+from .steps.selfcal import selfcal_result
 
 __all__ = ["restore", "restore_member", "RestoreError", "DeliveryNotFound", "NotWritable",
            "find_or_unpack"]
@@ -232,6 +233,9 @@ def member_result(plan: MemberPlan, run: dict | None, member: Member) -> dict:
         "eb_results": eb_results, "post": posts, "produced": produced,
         "calibrated_ms": calms if os.path.isfile(os.path.join(calms, "table.dat")) else "",
         "deleted": deleted, "renorm": renorm, "warnings": warnings, "notices": plan.notices,
+        "selfcal": selfcal_result((plan.delivery or {}).get("selfcal"),
+                                  (run or {}).get("timings", [])),
+        "parang": bool(plan.options.get("parang")),
         "predicted_peak_bytes": plan.peak_bytes, "raw_bytes": plan.raw_bytes,
         "peak_bytes": (run or {}).get("peak_bytes", 0),
         "seconds": round((run or {}).get("seconds", 0.0), 2), "status": status,

@@ -119,6 +119,7 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
 
 
 def _truth_head(spec: S.SynthSpec, outdir: str, final_member: str, final_truth: str) -> dict:
+    from . import polarization as P
     truth: dict = {
         "generator": "almaqa_casa.synth", "spec": dataclasses.asdict(spec), "variant": spec.variant,
         "project": spec.project, "science_goal": spec.ous_uids[0], "group": spec.ous_uids[1],
@@ -140,7 +141,9 @@ def _truth_head(spec: S.SynthSpec, outdir: str, final_member: str, final_truth: 
                                            "angle_deg": spec.target.pol_angle_deg},
                                 "polcal": {"name": S.POLCAL.name, "fraction": S.POLCAL.pol_frac,
                                            "angle_deg": S.POLCAL.pol_angle_deg},
-                                "reference_frame": "sky (parallactic angle removed)"}
+                                "reference_frame": "sky (parallactic angle removed)",
+                                "stokes": P.stokes_truth(spec),
+                                "instrument": P.instrument_truth(spec, list(S.ANTENNA_NAMES[:spec.nant]))}
                                if spec.polarization else None),
         "eb": {}, "images": {},
         "image_noise_method": ("robust rms (1.4826 x MAD) of the uncorrected tclean .image, first Stokes "
@@ -171,6 +174,12 @@ def _simulate_eb(spec, k, uid, work, dirs, truth_stage, to_final, truth) -> tupl
         from .polarization import feed_rotation
         theta = feed_rotation(sim)
     cor = simulate.fill_data(spec, k, sim, info, theta)
+    if spec.polarization:   # leakage and cross-hand phase: what hifa_polcal's tables remove
+        from .polarization import inject
+        inject(spec, sim, cor)
+    if spec.selfcal:        # a phase error on the target only self-calibration removes
+        from .selfcal import inject_residual
+        truth.setdefault("selfcal_truth", {}).setdefault("ebs", {})[uid] = inject_residual(spec, k, sim, info)
     raw = os.path.join(dirs["raw"], f"{uid}.asdm.sdm")
     asdm.export(sim, raw, uid, info, spec)
     shutil.rmtree(sim)
@@ -228,18 +237,33 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
     truth["timings_s"] = timings
     t_phase = time.time()
     with _cwd(work):
+        prepared: dict[str, dict] = {}   # polarization: EBs wait for their session's hifa_polcal
         for k, uid in enumerate(spec.eb_uids):
             raw, info = _simulate_eb(spec, k, uid, work, dirs, truth_stage, to_final, truth)
-            if spec.calibration == "pipeline":
+            if spec.calibration == "pipeline" and spec.polarization:
+                prepared[uid] = pb.prepare_eb(spec, k, uid, raw, work, dirs, info, truth["eb"][uid])
+            elif spec.calibration == "pipeline":
                 split_cals.append(pb.pipeline_eb(spec, k, uid, raw, work, dirs, info, truth["eb"][uid]))
             elif spec.calibration == "manual":
                 from . import manual_scripts
                 split_cals.append(manual_scripts.run_eb(spec, k, uid, raw, work, dirs, info, truth["eb"][uid]))
 
+        if prepared:
+            pb.session_polcal(spec, work, prepared, truth)
+            split_cals += [pb.finish_eb(spec, uid, work, dirs, truth["eb"][uid], p)
+                           for uid, p in prepared.items()]
         timings["ebs"] = round(time.time() - t_phase, 1)
         t_phase = time.time()
+        sc = None
+        if spec.selfcal and split_cals:   # hif_selfcal: solutions and restore resources
+            from . import selfcal as SC
+            sc = SC.solve(spec, split_cals, work)
+            st = truth["selfcal_truth"]
+            st.update(SC.residual_truth(st["ebs"]), json=sc["json_name"],
+                      resources_in=SH.file_names(spec)["auxproducts"],
+                      tables={os.path.basename(p): a for p, a in sc["aux_members"][1:]})
         if spec.calibration == "pipeline":
-            pb.pipeline_common(spec, work, dirs, truth)
+            pb.pipeline_common(spec, work, dirs, truth, aux_extra=sc["aux_members"] if sc else ())
             if "ImagingPrep" in spec.post_scripts:
                 split_cals = [pb.imaging_prep(spec, work, dirs, truth, split_cals)]
         elif spec.calibration == "manual":
@@ -259,9 +283,9 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
             truth["images"] = imaging.build_images(spec, split_cals, imgwork, dirs["product"],
                                                    os.path.join(truth_stage, "images"), to_final,
                                                    dirs["script"] if manual_imaging else None)
-            if spec.selfcal:
+            if sc is not None:
                 from .selfcal import selfcal_products
-                truth["images"].update(selfcal_products(spec, split_cals, imgwork, dirs["product"],
+                truth["images"].update(selfcal_products(spec, sc["targets"], imgwork, dirs["product"],
                                                         os.path.join(truth_stage, "images"), to_final))
 
     timings["imaging"] = round(time.time() - t_phase, 1)

@@ -11,6 +11,7 @@ from .archive import write_tgz
 from .calplan import (  # noqa: F401  (re-exported: the generator's one import)
     PIPELINE_WORKDIR,
     PL_TO_CASA,
+    POLCAL_KINDS,
     SPW_LIST,
     SPW_TOKEN,
     calapply_entries,
@@ -43,8 +44,9 @@ def setjy_calibrators(vis: str, spec: S.SynthSpec) -> None:
 
 
 def solve(vis: str, outdir: str, uid: str, spec: S.SynthSpec) -> dict[str, str]:
-    """Solve the pipeline's tables into ``outdir``; returns name -> path."""
-    names = caltable_names(uid, spec)
+    """Solve the pipeline's tables into ``outdir``; returns name -> path.
+    (hifa_polcal's session tables come later: :mod:`.polarization`.)"""
+    names = {k: v for k, v in caltable_names(uid, spec).items() if k not in POLCAL_KINDS}
     paths = {k: os.path.join(outdir, v) for k, v in names.items()}
     for p in paths.values():
         if os.path.exists(p):
@@ -66,7 +68,7 @@ def solve(vis: str, outdir: str, uid: str, spec: S.SynthSpec) -> dict[str, str]:
                       gaintable=[paths["bcal"], paths["gpcal_int"]], interp=["linear,linear", "linear"])
     shutil.rmtree(pre, ignore_errors=True)
     for k, p in paths.items():
-        if k != "polcal" and not os.path.isdir(p):
+        if not os.path.isdir(p):
             raise RuntimeError(f"calibration solve did not write {p}")
     return paths
 

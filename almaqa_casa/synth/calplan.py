@@ -21,8 +21,23 @@ def caltable_names(uid: str, spec: S.SynthSpec) -> dict[str, str]:
         "gacal": f"{uid}.ms.hifa_timegaincal.s14_5.{SPW_TOKEN}.solintinf.gacal.tbl",
     }
     if spec.polarization:
-        names["polcal"] = f"{uid}.ms.hifa_polcal.s15_4.{SPW_TOKEN}.Df.polcal.tbl"
+        from .shape import eb_sessions
+        names.update(polcal_table_names(eb_sessions(spec)[spec.eb_uids.index(uid)]))
     return names
+
+
+#: hifa_polcal's tables applied to every intent (cross-hand delay, cross-hand phase, leakage).
+POLCAL_KINDS = ("kcross", "xyf", "dterms")
+
+
+def polcal_table_names(session: str) -> dict[str, str]:
+    """hifa_polcal's tables of one session, named after its session MS
+    (``<session>_polcalib.ms``): the same tables serve every EB of the session."""
+    base = f"{session}_polcalib.ms.hifa_polcal"
+    sol = "solintinf_5MHz"
+    return {"kcross": f"{base}.s15_5.{SPW_TOKEN}.{sol}.kcross.tbl",
+            "xyf": f"{base}.s15_6.{SPW_TOKEN}.{sol}.xyf.tbl",
+            "dterms": f"{base}.s15_8.{SPW_TOKEN}.{sol}.dterms.tbl"}
 
 
 def flag_commands(info: dict) -> list[str]:
@@ -44,8 +59,9 @@ def calapply_entries(uid: str, spec: S.SynthSpec, tables: dict[str, str], vis: s
     ant = f"0~{nant - 1}"
     t = tables
     extra_t, extra_f, extra_i, extra_w = [], [], [], []
-    if "polcal" in t:
-        extra_t, extra_f, extra_i, extra_w = [t["polcal"]], [""], ["nearest"], [False]
+    if all(k in t for k in POLCAL_KINDS):   # hifa_polcal registers them for every intent
+        extra_t = [t[k] for k in POLCAL_KINDS]
+        extra_f, extra_i, extra_w = [""] * 3, ["nearest"] * 3, [False] * 3
     e = []
 
     def add(field, intent, gt, gf, interp, calwt):

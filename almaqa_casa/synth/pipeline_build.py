@@ -24,6 +24,13 @@ def pipeline_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: 
                 eb_truth: dict) -> str:
     """Import, flag, solve, export the pipeline's per-EB products; apply and
     split for imaging.  Returns the calibrated split MS."""
+    return finish_eb(spec, uid, work, dirs, eb_truth, prepare_eb(spec, k, uid, raw, work, dirs, info, eb_truth))
+
+
+def prepare_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict, info: dict,
+               eb_truth: dict) -> dict:
+    """Import, flag, export the flag versions, solve the EB's own tables.
+    Returns ``{'vis', 'tables', 'session'}`` for :func:`finish_eb`."""
     vis = os.path.join(work, f"{uid}.ms")
     asdm.import_asdm(raw, vis, lazy=True)
     eb_truth["import_check"] = asdm.check_import(vis, spec, info)
@@ -33,10 +40,39 @@ def pipeline_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: 
     session = SH.eb_sessions(spec)[k]
     ctdir = caltables_dir(work, session)
     os.makedirs(ctdir, exist_ok=True)
-    tables = calibrate.solve(vis, ctdir, uid, spec)
-    if spec.polarization:
-        from .polarization import solve_polcal
-        tables["polcal"] = solve_polcal(vis, ctdir, uid, spec, tables)
+    return {"vis": vis, "tables": calibrate.solve(vis, ctdir, uid, spec), "session": session}
+
+
+def session_polcal(spec: S.SynthSpec, work: str, prepared: dict[str, dict], truth: dict) -> None:
+    """hifa_polcal per session (after every EB's own solves): its tables join
+    each EB's ``tables`` (:mod:`.polarization`)."""
+    from . import polarization as P
+    by_session: dict[str, list[str]] = {}
+    for uid, p in prepared.items():
+        by_session.setdefault(p["session"], []).append(uid)
+    for session, uids in by_session.items():
+        for uid in uids:   # hifa_polcal: the total-intensity tables on the polarization calibrator
+            p = prepared[uid]
+            entries = [e for e in calibrate.calapply_entries(uid, spec, p["tables"], p["vis"])
+                       if e["intent"] == "POLARIZATION"]
+            calibrate.apply(p["vis"], entries, parang=False)
+        sess = P.session_ms([prepared[u]["vis"] for u in uids], work, session)
+        tables, found = P.solve_session(sess, caltables_dir(work, session), session)
+        ants = truth["eb"][uids[0]]["antennas"]
+        solved = P.read_leakage(tables["dterms"])
+        found["leakage_solved"] = {str(spw): {ants[a]: {"dX": [float(v[0].real), float(v[0].imag)],
+                                                         "dY": [float(v[1].real), float(v[1].imag)]}
+                                               for a, v in per.items()} for spw, per in solved.items()}
+        found["leakage_vs_injected"] = P.compare_leakage(solved, spec)
+        truth["polarization_truth"].setdefault("polcal_solutions", {})[session] = found
+        for uid in uids:
+            prepared[uid]["tables"].update(tables)
+
+
+def finish_eb(spec: S.SynthSpec, uid: str, work: str, dirs: dict, eb_truth: dict, prepared: dict) -> str:
+    """Write calapply.txt, apply it (``parang=True`` with hifa_polcal tables),
+    record the truth, split for imaging.  Returns the calibrated split MS."""
+    vis, tables, session = prepared["vis"], prepared["tables"], prepared["session"]
     plw = calibrate.PIPELINE_WORKDIR.format(mous=spec.mous)
     pl_tables = {n: plw + os.path.basename(p) for n, p in tables.items()}
     text = calibrate.format_calapply(f"{uid}.ms", calibrate.calapply_entries(
@@ -64,8 +100,10 @@ def _write(folder: str, name: str, text: str) -> str:
     return path
 
 
-def pipeline_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict) -> None:
-    """Caltables tarballs per session, auxiliary files, scripts, manifest."""
+def pipeline_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, aux_extra=()) -> None:
+    """Caltables tarballs per session, auxiliary files, scripts, manifest.
+    ``aux_extra``: more (path, arcname) members of auxproducts.tgz (hif_selfcal's
+    restore resources)."""
     n = pp.names(spec)
     cal = dirs["calibration"]
     for session, tarball in SH.session_tarballs(spec).items():
@@ -89,7 +127,8 @@ def pipeline_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict) -> No
         os.makedirs(auxd)
         for fname, text in aux.items():
             _write(auxd, fname, text)
-        write_tgz(os.path.join(cal, n["auxproducts"]), [(os.path.join(auxd, f), f) for f in sorted(aux)])
+        write_tgz(os.path.join(cal, n["auxproducts"]),
+                  [(os.path.join(auxd, f), f) for f in sorted(aux)] + list(aux_extra))
     applies_renorm = SH.has_manifest(spec) and spec.cycle >= 10 and truth["renorm"]["exceeds_threshold"]
     renorm_ebs = list(spec.eb_uids) if applies_renorm else []
     texts = {n["ppr"]: pp.ppr_xml(spec), n["restore"]: pp.restore_script(spec),

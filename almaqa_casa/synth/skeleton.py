@@ -263,8 +263,8 @@ def _pipeline(spec: S.SynthSpec, dirs: dict, work: str, expected: dict) -> None:
         text, tables = _calapply(spec, uid)
         _write(os.path.join(cal, f"{uid}.ms.calapply.txt"), text)
         for t in tables:  # caltable folders (empty) in the session's staging folder
-            os.makedirs(os.path.join(work, "ct", sessions[uid], t))
-        by_session[sessions[uid]].extend(tables)
+            os.makedirs(os.path.join(work, "ct", sessions[uid], t), exist_ok=True)  # session tables are shared
+        by_session[sessions[uid]].extend(t for t in tables if t not in by_session[sessions[uid]])
         fv = os.path.join(work, "fv", uid, f"{uid}.ms.flagversions")
         os.makedirs(os.path.join(fv, "flags.Pipeline_Final"))
         _write(os.path.join(fv, "FLAG_VERSION_LIST"), "Pipeline_Final : Final pipeline flags\n")

@@ -44,7 +44,7 @@ def body(kind: str) -> Callable[[Body], Body]:
 
 def get_body(kind: str) -> Body:
     if not BODIES:
-        from . import common, pipeline, scripts, tp
+        from . import common, pipeline, scripts, selfcal, tp
     if kind not in BODIES:
-        from . import common, pipeline, scripts, tp  # noqa: F401
+        from . import common, pipeline, scripts, selfcal, tp  # noqa: F401
     return BODIES[kind]
