@@ -137,26 +137,66 @@ class CasampiEngine:
 
     def _dispatch(self) -> None:
         while True:
-            with self._lock:
-                while not self._queue and not self._running:
-                    self._lock.wait()
-                todo = []
-                while self._queue and self._free:
-                    todo.append((*self._queue.popleft(), self._free.pop(0)))
-                if self._queue and not self._free and len(self._dead) == len(self.servers):
-                    while self._queue:      # nobody left to run them
-                        u, fut, _ = self._queue.popleft()
-                        fut.set_result(Outcome(u.key, False, error="no casampi server left "
-                                               "(every server stopped answering)", died=True,
-                                               engine=self.name))
-            for u, fut, on_start, rank in todo:
-                if self._push(u, fut, rank) and on_start is not None:
-                    try:
-                        on_start(u, rank, self.servers[rank]["host"])
-                    except Exception as exc:   # a report must not stop the dispatcher
-                        post(f"progress report failed: {exc}", "WARN", _ORIGIN)
-            self._collect()
+            try:
+                self._turn()
+            except Exception as exc:   # never leave a caller waiting for ever
+                self._fail_all(f"the casampi dispatcher failed: {type(exc).__name__}: {exc}")
             time.sleep(_POLL)
+
+    def _timed_out(self, rank: int) -> bool:
+        """casampi's heartbeat lost ``rank`` (it may be idle: no unit of ours noticed)."""
+        status = self._client.get_server_status(rank) or {}
+        if status.get("timeout"):
+            with self._lock:
+                self._dead.setdefault(rank, "casampi's heartbeat lost it")
+            post(f"casampi server {rank} stopped answering; the other servers go on", "SEVERE",
+                 _ORIGIN)
+            return True
+        return False
+
+    def _turn(self) -> None:
+        """Send waiting units to free servers, collect answers."""
+        with self._lock:
+            while not self._queue and not self._running:
+                self._lock.wait()
+            todo = []
+            while self._queue and self._free:
+                todo.append((*self._queue.popleft(), self._free.pop(0)))
+        for u, fut, on_start, rank in todo:
+            if self._timed_out(rank):
+                with self._lock:
+                    self._queue.appendleft((u, fut, on_start))   # another server takes it
+                continue
+            if self._push(u, fut, rank) and on_start is not None:
+                try:
+                    on_start(u, rank, self.servers[rank]["host"])
+                except Exception as exc:   # a report must not stop the dispatcher
+                    post(f"progress report failed: {exc}", "WARN", _ORIGIN)
+        self._collect()
+        with self._lock:
+            if self._queue and len(self._dead) == len(self.servers):
+                left = list(self._queue)
+                self._queue.clear()
+            else:
+                left = []
+        for u, fut, _ in left:      # nobody left to run them
+            fut.set_result(Outcome(u.key, False, error="no casampi server left (every server "
+                                   "stopped answering)", died=True, engine=self.name))
+
+    def _fail_all(self, why: str) -> None:
+        post(why, "SEVERE", _ORIGIN)
+        with self._lock:
+            running, queued = list(self._running.values()), list(self._queue)
+            self._running.clear()
+            self._queue.clear()
+            self._free = sorted(r for r in self.servers if r not in self._dead)
+        for u, fut, rank, _ in running:
+            if not fut.done():
+                fut.set_result(Outcome(u.key, False, error=why, engine=self.name, server=rank,
+                                       host=self.servers[rank]["host"]))
+        for u, fut, _ in queued:
+            if not fut.done():
+                fut.set_result(Outcome(u.key, False, error=why, engine=self.name))
 
     def _push(self, u: Unit, fut: cf.Future, rank: int) -> bool:
         try:
