@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.almaqa-installed
 DEMO_DIR ?= demo
+# mpi: casampi and Open MPI's mpirun, so the MPI tests run (tests/scale)
+EXTRAS ?= data,test,manual,mpi
 
 # Best interpreter available: Python 3.13 (pyenv or PATH), else python3.
 BOOT_PYTHON := $(shell for p in "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python3.13 python3.13 python3; do \
@@ -15,7 +17,7 @@ BOOT_PYTHON := $(shell for p in "$$(pyenv root 2>/dev/null)"/versions/3.13*/bin/
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(PY) || { echo "creating $(VENV) with $(BOOT_PYTHON)"; $(BOOT_PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[data,test,manual]"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	@touch $@
 
 setup: $(STAMP)

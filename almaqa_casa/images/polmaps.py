@@ -425,17 +425,16 @@ def make_polmaps(imagename: str, outdir: str = "", polithresh: str = "", debias:
         raise ValueError(f"{imagename}: no IQUV image products found")
     if opts.pbimage and len(inputs) > 1:
         raise ValueError("pbimage can only be given for a single input image")
-    entries = []
-    for img in inputs:
-        if single:
-            entries.append(polmaps_one(img, out, opts))
-            continue
-        try:
-            entries.append(polmaps_one(img, out, opts))
-        except Exception as exc:  # one bad product must not stop the delivery
-            entries.append({"input": img, "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+    from .. import scale
+    if single:
+        entries = [polmaps_one(img, out, opts) for img in inputs]
+    else:   # per product, on casampi servers when there are some; one bad product does not stop the rest
+        entries = []
+        for o in scale.map_calls(polmaps_one, [(img, out, opts) for img in inputs], inputs):
+            e = o.value if o.ok else {"input": o.key, "status": "failed", "error": o.error}
+            entries.append({**e, "server": o.server} if o.engine == "casampi" else e)
     status = "ok" if all(e["status"] == "ok" for e in entries) else "failed"
-    return {"status": status, "outdir": str(out), "inputs": entries,
+    return {"status": status, "outdir": str(out), "inputs": entries, "engine": scale.engine_name(),
             "parameters": {"polithresh": opts.polithresh, "debias": opts.debias, "sigma": opts.sigma,
                            "pbcor": opts.pbcor, "fractional": opts.fractional,
                            "maskpoli": opts.maskpoli}}

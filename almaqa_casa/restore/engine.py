@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .. import scale
 from ..delivery import layout
 from ..delivery.archive import extract_archives, pending_archives
 from ..delivery.member import Member, read_member, read_small_text
@@ -192,7 +193,8 @@ def member_result(plan: MemberPlan, run: dict | None, member: Member) -> dict:
                  if k in ("log", "ran", "jyperk", "atmcor", "baseline")}
         status = ("failed" if r["failed"] else
                   "skipped" if timings and all(t["skipped"] for t in timings) else "ok")
-        eb_results[uid] = {"status": status, "steps": steps,
+        eb_results[uid] = {"status": status, "steps": steps, "server": r.get("server", 0),
+                           "host": r.get("host", ""),
                            "seconds": round(sum(t["seconds"] for t in timings), 2),
                            "error": (r["failed"] or {}).get("error", ""),
                            "traceback": (r["failed"] or {}).get("traceback", ""),
@@ -227,6 +229,7 @@ def member_result(plan: MemberPlan, run: dict | None, member: Member) -> dict:
     status = "ok" if run is None or not failed else "failed"
     res = {
         "member": plan.member, "mous": plan.mous, "mode": plan.mode,
+        "engine": (run or {}).get("engine"),
         "total_power": member.total_power, "calibrated": plan.calibrated, "ebs": plan.ebs,
         "semipass": plan.semipass, "route": plan.route, "delivery": plan.delivery,
         "executes_delivered_code": any(s.executes_code for s in plan.steps),
@@ -278,6 +281,8 @@ def _restore_members(models: list[Member], opts: RestoreOptions,
                      free: Callable[[str], int], present: str | None, verify: bool = True,
                      params: Mapping[str, Any] | None = None) -> dict:
     present = present or _present_version()
+    if opts.nprocs_auto and scale.servers():    # one EB per casampi server at a time
+        opts = dataclasses.replace(opts, nprocs=len(scale.servers()))
     several = len(models) > 1
     plans = [(m, plan_one(m, _member_opts(opts, m, several), present)) for m in models]
     results: list[dict] = []
@@ -326,14 +331,13 @@ def _restore_members(models: list[Member], opts: RestoreOptions,
     hints = disk_hints(todo[0][1])
     out["disk"] = (check_disk(need, where, opts.spacesaving, hints, free=free) if need else
                    {"checked": False, "needed": 0, "available": None})
-    for m, plan in todo:
+    def run_one(item: tuple[Member, MemberPlan]) -> dict:
+        m, plan = item
         for w in plan.warnings:
             _log(f"{plan.mous}: {w}", "WARN")
         if not plan.steps:
-            results.append(member_result(plan, {"ebs": {}, "member": [], "timings": [],
-                                                "failed": [], "seconds": 0.0,
-                                                "peak_bytes": 0}, m))
-            continue
+            return member_result(plan, {"ebs": {}, "member": [], "timings": [], "failed": [],
+                                        "seconds": 0.0, "peak_bytes": 0}, m)
         for n in plan.notices:
             _log(f"{plan.mous}: NOTE: {n}", "WARN")
         _log(f"{plan.mous}: restoring {len(plan.ebs)} EB(s) ({plan.mode}, {plan.route} route); "
@@ -350,7 +354,10 @@ def _restore_members(models: list[Member], opts: RestoreOptions,
             _log(f"{plan.mous}: restored in {res['seconds']:.1f} s; results in {plan.calibrated}")
         else:
             _log(f"{plan.mous}: restore FAILED: {res.get('error', '')}", "SEVERE")
-        results.append(res)
+        return res
+
+    # with casampi servers the MOUSes run side by side, their EB chains sharing the servers
+    results += scale.map_members(run_one, todo)
     return out
 
 
@@ -406,6 +413,7 @@ def restore(deliverydir: str, params: Mapping[str, Any],
     t0 = time.perf_counter()
     opts = make_options(params, caller_globals)
     result: dict[str, Any] = {"deliverydir": os.path.abspath(deliverydir), "mode": None,
+                              "engine": scale.engine_name(),
                               "members": [], "ebs": [], "produced": {}, "warnings": [],
                               "steps": [], "peak_disk_bytes": 0, "dryrun": opts.dryrun,
                               "options": {"spacesaving": opts.spacesaving,

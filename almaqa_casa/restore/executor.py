@@ -5,15 +5,14 @@ record (:mod:`.records`) marks it done.  A re-run skips complete steps, so an
 interrupted restore completes and gives the same result.
 
 EB chains are independent: they run one after the other, or in parallel
-worker processes (``nprocs``, :mod:`.workers`).  A failing step fails its EB
+worker processes (``nprocs``, :mod:`.workers`), or on casampi servers inside
+an MPI job (:mod:`almaqa_casa.scale` chooses).  A failing step fails its EB
 only, with the message and traceback carried back; the other EBs go on.
 Member-level steps that need every EB (post scripts, the SPACESAVING >= 3
 deletion) are not run when an EB failed; the others (links, images) are.
 """
 from __future__ import annotations
 
-import collections
-import concurrent.futures as cf
 import os
 import threading
 import time
@@ -24,6 +23,7 @@ from ..atomic import clean_partials, remove
 from ..delivery.member import Member, dir_size
 from ..errors import AlmaqaError
 from ..log import post, terminal
+from ..scale import client_lock
 from .options import RestoreOptions
 from .plan import MemberPlan, Step
 from .records import is_done, mark_done, record_path, to_run
@@ -170,53 +170,35 @@ def _died(ctx: StepContext, ss: list[Step], exc: BaseException) -> dict:
             "not_run": [s.id for s in ss[ss.index(step) + 1:]]}
 
 
-def _run_parallel(ctx: StepContext, chains: list[tuple[str, list[Step]]], nprocs: int,
-                  isolate: bool = False) -> dict[str, dict]:
-    """EB chains on ``nprocs - 1`` worker processes plus this one, which takes
-    the next waiting chain whenever it is free (so it starts at once, while
-    the workers import CASA).  With ``isolate`` every chain runs in a worker
-    (``nprocs`` of them): a CASA abort (e.g. a full disk with the disk check
-    off) then fails that EB with a message instead of ending this process."""
-    from .workers import WorkerPool
-    out: dict[str, dict] = {}
-    pending = collections.deque(chains)
-    running: dict[cf.Future, tuple[str, list[Step]]] = {}
+def _run_chains(ctx: StepContext, chains: list[tuple[str, list[Step]]], nprocs: int,
+                isolate: bool = False) -> tuple[str, dict[str, dict]]:
+    """EB chains through :mod:`almaqa_casa.scale`: on the casampi servers inside an
+    MPI job, else here and in local worker processes (``isolate``: all in
+    workers, so a CASA abort fails its EB instead of ending this process).
+    Returns the engine's name and each EB's chain result with its ``server``."""
+    from .. import scale
+    steps = dict(chains)
+    units = [scale.Unit(eb, _worker, (ctx, [s.id for s in ss])) for eb, ss in chains]
 
-    def collect(done) -> None:
-        for f in done:
-            eb, ss = running.pop(f)
-            try:
-                out[eb] = f.result()
-            except Exception as exc:   # the worker died: this EB fails, the others go on
-                out[eb] = _died(ctx, ss, exc)
+    def started(u, server: int, host: str) -> None:
+        if server:
+            _progress(ctx.plan, f"[{ctx.plan.mous}] {u.key}: sent to casampi server {server} "
+                      f"({host})")
 
-    size = min(max(nprocs, 1), len(chains)) if isolate else min(nprocs - 1, len(chains) - 1)
-    keep = 0 if isolate else 1           # chains left for this process
-    with WorkerPool(size) as pool, \
-            cf.ThreadPoolExecutor(max_workers=pool.size) as threads:
-        def fill() -> None:
-            while len(pending) > keep and len(running) < pool.size:
-                eb, ss = pending.pop()           # workers take from the end
-                running[threads.submit(pool.run, _worker, ctx, [s.id for s in ss])] = (eb, ss)
-
-        fill()
-        while pending or running:
-            collect([f for f in list(running) if f.done()])
-            fill()
-            if pending and not isolate:
-                eb, ss = pending.popleft()       # this process takes from the front
-                out[eb] = run_chain(ctx, ss)
-            elif running:
-                done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
-                collect(done)
-    return out
+    outs = scale.run_units(units, nprocs=nprocs, isolate=isolate, on_start=started)
+    ebs: dict[str, dict] = {}
+    for eb, o in outs.items():
+        # the worker or server died (or the chain could not run): this EB fails, the others go on
+        r = o.value if o.ok else _died(ctx, steps[eb], RuntimeError(o.error))
+        ebs[eb] = {**r, "server": o.server, "host": o.host}
+    return scale.engine_name(), ebs
 
 
 def run_plan(plan: MemberPlan, member: Member, opts: RestoreOptions, nprocs: int = 1) -> dict:
     """Execute ``plan``: EB chains (in parallel up to ``nprocs``), then member steps.
 
-    Returns ``{'ebs': {uid: chain result}, 'member': [step results],
-    'timings', 'seconds', 'peak_bytes', 'failed': [messages]}``.
+    Returns ``{'ebs': {uid: chain result with 'server'}, 'member': [step results],
+    'timings', 'seconds', 'peak_bytes', 'failed': [messages], 'engine'}``.
     """
     Path(plan.working).mkdir(parents=True, exist_ok=True)
     for folder in {plan.working, plan.calibrated}:
@@ -228,12 +210,8 @@ def run_plan(plan: MemberPlan, member: Member, opts: RestoreOptions, nprocs: int
     by_eb, member_steps = plan.chains()
     t0 = time.perf_counter()
     with DiskSampler(plan.calibrated) as sampler:
-        if not opts.check_disk and by_eb:      # spacesaving=-1: survive a full disk
-            ebs = _run_parallel(ctx, list(by_eb.items()), nprocs, isolate=True)
-        elif nprocs > 1 and len(by_eb) > 1:
-            ebs = _run_parallel(ctx, list(by_eb.items()), nprocs)
-        else:
-            ebs = {eb: run_chain(ctx, ss) for eb, ss in by_eb.items()}
+        # spacesaving=-1 (no disk check): every EB in a worker, to survive a full disk
+        engine, ebs = _run_chains(ctx, list(by_eb.items()), nprocs, isolate=not opts.check_disk)
         failed = [r["failed"]["error"] for r in ebs.values() if r["failed"]]
         member_results: list[dict] = []
         skipped: set[str] = set()
@@ -244,7 +222,8 @@ def run_plan(plan: MemberPlan, member: Member, opts: RestoreOptions, nprocs: int
                                        "reason": "an earlier step failed"})
                 continue
             try:
-                r = run_step(ctx, s)
+                with client_lock:    # CASA in the client, while other MOUSes run in threads
+                    r = run_step(ctx, s)
                 member_results.append({**r, "status": "skipped" if r["skipped"] else "ok"})
             except Exception as exc:
                 f = _failure(plan, s, exc)
@@ -261,4 +240,4 @@ def run_plan(plan: MemberPlan, member: Member, opts: RestoreOptions, nprocs: int
     timings = [t for r in ebs.values() for t in r["timings"]] + [
         r for r in member_results if "seconds" in r]
     return {"ebs": ebs, "member": member_results, "timings": timings, "failed": failed,
-            "seconds": time.perf_counter() - t0, "peak_bytes": sampler.peak}
+            "seconds": time.perf_counter() - t0, "peak_bytes": sampler.peak, "engine": engine}

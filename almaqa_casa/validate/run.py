@@ -10,6 +10,9 @@ beam and mask the one pairing rule gives (``delivery.products``): also
 """
 from __future__ import annotations
 
+import collections
+import contextlib
+import functools
 import os
 import tempfile
 import time
@@ -22,6 +25,7 @@ from ..delivery.products import ProductSet
 from .figures import (
     RES_TOLERANCE,
     SENS_TOLERANCE,
+    ImageFigures,
     casa_image_to_fits,
     measure,
     parse_quantity,
@@ -227,45 +231,60 @@ def _member_files(tree, v, view, products, sets, selected, req_res, req_sens, re
 
     A cluster is the images sharing a pb or mask with their companions; its
     gzipped files are decompressed once into a temporary folder that is
-    removed before the next cluster, so temporary disk stays at one cluster.
+    removed when its figures are in, so temporary disk stays at one cluster
+    (one per casampi server when the figures are measured there,
+    :class:`almaqa_casa.scale.Calls`).  What a cluster finds is recorded in
+    cluster order whatever the engine, so the report is the same.
     """
-    add = v.findings.extend
+    from .. import scale
     by_rel = {pr.rel: pr for pr in products}
     sets_of: dict[str, list[ProductSet]] = {}
     for s in sets:
         sets_of.setdefault(s.image, []).append(s)
     infos: dict[str, FitsInfo] = {}
     clusters = _clusters(products, sets) if {"fits", "images"} & set(selected) else []
+    calls = scale.Calls() if "images" in selected and clusters else None
+    window: collections.deque = collections.deque()   # clusters whose figures are pending
     for cluster in clusters:
-        with tempfile.TemporaryDirectory(prefix="almaqa-validate-", dir=workdir) as spill:
-            for i, rel in enumerate(cluster):
-                pr = by_rel[rel]
-                if not pr.info.fits or pr.entry.kind != "file":
-                    continue
-                try:
-                    with tree.open(pr.entry) as fh:
-                        info = inspect_fits(fh, pr.entry.name, pr.file,
-                                            spill=os.path.join(spill, f"{i}.fits"))
-                except Exception as exc:  # OSError, or a damaged tar member
-                    info = FitsInfo(file=pr.file)
-                    info.findings.append(finding("L012", pr.file, f"cannot open: {exc}"))
-                infos[pr.file] = info
-                if "fits" in selected:
-                    add(info.findings)
-                    if info.ok:
-                        add(header_findings(info, pr.info))
-                        if pr.info.role == "sd":
-                            add(sd_unit_findings(pr.file, info.bunit))
-            cluster_sets = [s for rel in cluster for s in sets_of.get(rel, ())]
+        stack = contextlib.ExitStack()
+        spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="almaqa-validate-",
+                                                                dir=workdir))
+        part = Validation(deliverydir=v.deliverydir, mode=v.mode, checks=v.checks)
+        add = part.findings.extend
+        for i, rel in enumerate(cluster):
+            pr = by_rel[rel]
+            if not pr.info.fits or pr.entry.kind != "file":
+                continue
+            try:
+                with tree.open(pr.entry) as fh:
+                    info = inspect_fits(fh, pr.entry.name, pr.file,
+                                        spill=os.path.join(spill, f"{i}.fits"))
+            except Exception as exc:  # OSError, or a damaged tar member
+                info = FitsInfo(file=pr.file)
+                info.findings.append(finding("L012", pr.file, f"cannot open: {exc}"))
+            infos[pr.file] = info
             if "fits" in selected:
-                for s in cluster_sets:
-                    img, pb = by_rel[s.image], by_rel.get(s.pb) if s.pb else None
-                    if s.kind == "pbcor" and pb is not None and img.file in infos \
-                            and pb.file in infos:
-                        add(shape_findings(infos[img.file], infos[pb.file]))
-            if "images" in selected:
-                _images(tree, v, cluster_sets, by_rel, infos, req_res, req_sens, res_tol,
-                        sens_tol, spill, thumbnails, recovery)
+                add(info.findings)
+                if info.ok:
+                    add(header_findings(info, pr.info))
+                    if pr.info.role == "sd":
+                        add(sd_unit_findings(pr.file, info.bunit))
+        cluster_sets = [s for rel in cluster for s in sets_of.get(rel, ())]
+        if "fits" in selected:
+            for s in cluster_sets:
+                img, pb = by_rel[s.image], by_rel.get(s.pb) if s.pb else None
+                if s.kind == "pbcor" and pb is not None and img.file in infos \
+                        and pb.file in infos:
+                    add(shape_findings(infos[img.file], infos[pb.file]))
+        finish: list = []
+        if "images" in selected:
+            finish = _images(tree, part, cluster_sets, by_rel, infos, req_res, req_sens, res_tol,
+                             sens_tol, spill, thumbnails, recovery, calls, stack)
+        window.append((stack, part, finish))
+        while len(window) >= (calls.size if calls else 1):
+            _merge(v, *window.popleft())
+    while window:
+        _merge(v, *window.popleft())
     for pr in products:
         info = infos.get(pr.file)
         n = pr.info.parsed
@@ -279,6 +298,17 @@ def _member_files(tree, v, view, products, sets, selected, req_res, req_sens, re
             "shape": list(info.shape) if info else None,
             "nan_fraction": info.nan_fraction if info else None,
         })
+
+
+def _merge(v: Validation, stack: contextlib.ExitStack, part: Validation, finish: list) -> None:
+    """A cluster's findings and figures into ``v`` (waiting for its figures), then its
+    temporary files go."""
+    with stack:
+        for f in finish:
+            f()
+    v.findings += part.findings
+    v.images += part.images
+    v.thumbnails.update(part.thumbnails)
 
 
 def _usable(pr: Product | None, infos: dict) -> bool:
@@ -300,8 +330,17 @@ def _local(tree: Tree, pr: Product, infos: dict, tmp: str) -> str:
 
 
 def _images(tree: Tree, v: Validation, sets: list[ProductSet], by_rel: dict, infos: dict, req_res,
-            req_sens, res_tol, sens_tol, workdir, thumbnails, recovery="impbcor") -> None:
-    """Figures of the images of one cluster, each with the pb and mask of its product set."""
+            req_sens, res_tol, sens_tol, workdir, thumbnails, recovery="impbcor", calls=None,
+            stack: contextlib.ExitStack | None = None) -> list:
+    """Figures of the images of one cluster, each with the pb and mask of its product set.
+
+    The figures are measured through ``calls`` (on casampi servers when there
+    are some); returns the functions that record them, in order, once
+    measured.  The images' temporary folders live in ``stack``."""
+    from .. import scale
+    calls = calls or scale.Calls()
+    stack = stack or contextlib.ExitStack()
+    finish: list = []
     for s in sets:
         pr = by_rel[s.image]
         n = pr.info
@@ -313,52 +352,72 @@ def _images(tree: Tree, v: Validation, sets: list[ProductSet], by_rel: dict, inf
         pb = by_rel.get(s.pb) if s.pb and s.kind == "pbcor" else None
         mask = by_rel.get(s.mask) if s.mask else None
         pb_ok, mask_ok = _usable(pb, infos), _usable(mask, infos)
-        with tempfile.TemporaryDirectory(prefix="almaqa-validate-", dir=workdir) as tmp:
+        with contextlib.ExitStack() as set_stack:
+            tmp = set_stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="almaqa-validate-", dir=workdir))
             try:
                 img_path = _local(tree, pr, infos, tmp)
                 pb_path = _local(tree, pb, infos, tmp) if pb_ok else None
                 mask_path = _local(tree, mask, infos, tmp) if mask_ok else None
             except Exception as exc:
-                v.findings.append(finding("I001", pr.file, f"cannot read the image files: {exc}"))
+                finish.append(functools.partial(v.findings.append, finding(
+                    "I001", pr.file, f"cannot read the image files: {exc}")))
                 continue
-            fig = measure(img_path, pb_path, mask_path, tmp, display=pr.file, recovery=recovery)
-        if fig.error:
-            v.findings.append(finding("I001", pr.file, fig.error))
-        elif pb is not None and not pb_ok:
-            v.findings.append(finding("I005", pr.file, f"primary beam {pb.file} is not readable "
-                                      "FITS: rms measured on the corrected image"))
-        p = n.parsed
-        is_req_target = ((p is None or p.target_type == "sci") and n.stokes in (None, "I", "IQUV")
-                         and n.role in ("pbcor", "sd", "image") and n.taylor in (None, 0))
-        if is_req_target and not fig.error:
-            res = None
-            if fig.bmaj and fig.bmin:
-                res = requirement((fig.bmaj * fig.bmin) ** 0.5, req_res, res_tol, "resolution")
-            sens = requirement(fig.rms, req_sens, sens_tol, "sensitivity")
-            for chk, code_fail in ((res, "I002"), (sens, "I003")):
-                if chk is None:
-                    continue
-                fig.checks.append(chk)
-                unit = "arcsec" if chk["what"] == "resolution" else "Jy/beam"
-                msg = (f"{chk['what']}: {chk['value']:.4g} {unit} vs required {chk['required']:.4g} "
-                       f"{unit} (limit {chk['limit']:.4g} with {100 * chk['tolerance']:.0f}% tolerance)")
-                v.findings.append(finding("I004" if chk["pass"] else code_fail, pr.file,
-                                          ("met: " if chk["pass"] else "not met: ") + msg))
-        d = fig.as_dict()
-        d.update({"target": p.source if p else None, "type": p.target_type if p else None,
-                  "imagetype": p.imagetype if p else None, "stokes": n.stokes, "kind": n.role,
-                  "taylor": n.taylor, "naming": n.naming,
-                  "pb": pb.file if pb_ok else None, "mask": mask.file if mask_ok else None,
-                  "pb_rule": s.pb_rule if pb_ok else None})
-        v.images.append(d)
-        if thumbnails:
-            try:
-                png = thumbnail_png(fig, pr.entry.name)
-            except Exception as exc:  # a thumbnail must never stop the validation
-                png = None
-                d["thumbnail_error"] = str(exc)
-            if png:
-                v.thumbnails[pr.file] = png
+            pending = calls.submit(pr.file, measure, img_path, pb_path, mask_path, tmp,
+                                   paths=(img_path, pb_path, mask_path, tmp), display=pr.file,
+                                   recovery=recovery)
+            if calls.engine == "casampi":     # measured later: the files stay till the cluster ends
+                stack.enter_context(set_stack.pop_all())
+        finish.append(functools.partial(_figures, v, s, pr, pb, mask, pb_ok, mask_ok, pending,
+                                        req_res, req_sens, res_tol, sens_tol, thumbnails))
+    return finish
+
+
+def _figures(v: Validation, s: ProductSet, pr: Product, pb, mask, pb_ok: bool, mask_ok: bool,
+             pending, req_res, req_sens, res_tol, sens_tol, thumbnails) -> None:
+    """Record one image's measured figures: findings, requirements, thumbnail."""
+    n = pr.info
+    o = pending.outcome()
+    fig = o.value if o.ok else ImageFigures(file=pr.file, error=o.error)
+    if fig.error:
+        v.findings.append(finding("I001", pr.file, fig.error))
+    elif pb is not None and not pb_ok:
+        v.findings.append(finding("I005", pr.file, f"primary beam {pb.file} is not readable "
+                                  "FITS: rms measured on the corrected image"))
+    p = n.parsed
+    is_req_target = ((p is None or p.target_type == "sci") and n.stokes in (None, "I", "IQUV")
+                     and n.role in ("pbcor", "sd", "image") and n.taylor in (None, 0))
+    if is_req_target and not fig.error:
+        res = None
+        if fig.bmaj and fig.bmin:
+            res = requirement((fig.bmaj * fig.bmin) ** 0.5, req_res, res_tol, "resolution")
+        sens = requirement(fig.rms, req_sens, sens_tol, "sensitivity")
+        for chk, code_fail in ((res, "I002"), (sens, "I003")):
+            if chk is None:
+                continue
+            fig.checks.append(chk)
+            unit = "arcsec" if chk["what"] == "resolution" else "Jy/beam"
+            msg = (f"{chk['what']}: {chk['value']:.4g} {unit} vs required {chk['required']:.4g} "
+                   f"{unit} (limit {chk['limit']:.4g} with {100 * chk['tolerance']:.0f}% tolerance)")
+            v.findings.append(finding("I004" if chk["pass"] else code_fail, pr.file,
+                                      ("met: " if chk["pass"] else "not met: ") + msg))
+    d = fig.as_dict()
+    d.update({"target": p.source if p else None, "type": p.target_type if p else None,
+              "imagetype": p.imagetype if p else None, "stokes": n.stokes, "kind": n.role,
+              "taylor": n.taylor, "naming": n.naming,
+              "pb": pb.file if pb_ok else None, "mask": mask.file if mask_ok else None,
+              "pb_rule": s.pb_rule if pb_ok else None})
+    if o.engine == "casampi":
+        d["server"] = o.server     # measured on that casampi server
+    v.images.append(d)
+    if thumbnails:
+        try:
+            png = thumbnail_png(fig, pr.entry.name)
+        except Exception as exc:  # a thumbnail must never stop the validation
+            png = None
+            d["thumbnail_error"] = str(exc)
+        if png:
+            v.thumbnails[pr.file] = png
 
 
 def write_reports(v: Validation, outdir: str | os.PathLike, overwrite: bool = True) -> dict:
