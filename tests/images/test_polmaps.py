@@ -328,19 +328,32 @@ def test_delivery_folder_and_pbcor_false(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f"{stem}.A.fits", f"{stem}.P.fits"]
     p = _data(e["outputs"]["P"])[..., 0, 0]
     truth = np.hypot(unc[:, :, 0, 1], unc[:, :, 0, 2])
-    np.testing.assert_allclose(p, truth, rtol=1e-5, atol=1e-7)
+    inside = pb >= 0.2  # the default pblimit, as the pipeline's images
+    assert 0 < (~inside).sum() < inside.sum()
+    np.testing.assert_allclose(p[inside], truth[inside], rtol=1e-5, atol=1e-7)
+    assert np.isnan(p[~inside]).all()
+    assert e["masked"]["P"]["pblimit"] == e["masked"]["A"]["pblimit"] == (~inside).sum()
     hist = "\n".join(str(x) for x in fits.getheader(e["outputs"]["A"])["HISTORY"])
-    assert "primary-beam uncorrected" in hist
+    assert "primary-beam uncorrected" in hist and "pblimit=0.2" in hist
     # pbcor=True on the same delivery: the corrected image, names keep pbcor
     r2 = make_polmaps(str(root), str(out))
     e2 = r2["inputs"][0]
     assert e2["pbcor_used"] is True and e2["outputs"]["P"].endswith(f"{stem}.P.pbcor.fits")
-    np.testing.assert_allclose(_data(e2["outputs"]["P"])[..., 0, 0], truth / pb, rtol=1e-5, atol=1e-6)
+    p2 = _data(e2["outputs"]["P"])[..., 0, 0]
+    np.testing.assert_allclose(p2[inside], (truth / pb)[inside], rtol=1e-5, atol=1e-6)
+    assert np.isnan(p2[~inside]).all()
+    # pblimit=0: no primary-beam mask, the whole corrected image
+    r3 = make_polmaps(str(root), str(tmp_path / "nolimit"), pblimit=0)
+    np.testing.assert_allclose(_data(r3["inputs"][0]["outputs"]["P"])[..., 0, 0], truth / pb,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_pbcor_false_without_pb_is_a_clear_error(cube_fits, tmp_path):
-    with pytest.raises(FileNotFoundError, match="pbcor=False needs the primary beam"):
+    from almaqa_casa.errors import InputError
+
+    with pytest.raises(FileNotFoundError, match="pbcor=False needs the primary beam") as exc:
         make_polmaps(str(cube_fits["fits"]), str(tmp_path), pbcor=False)
+    assert isinstance(exc.value, InputError)
 
 
 def test_task_and_cli(cube_fits, tmp_path):
