@@ -224,10 +224,15 @@ def check_page(path: str | os.PathLike, timeout: float = 60.0, chromium: str | N
             res.text_length = info["text_length"]
             res.image_alts = info["alts"]
             if screenshot is not None:
-                height = max(600, min(int(info["height"]), 30000))
-                cdp.call("Emulation.setDeviceMetricsOverride",
-                         {"width": width, "height": height, "deviceScaleFactor": 1,
-                          "mobile": False}, session=sess)
+                height = 600  # measure the page at this width, then grow the view to it
+                for _ in range(2):
+                    cdp.call("Emulation.setDeviceMetricsOverride",
+                             {"width": width, "height": height, "deviceScaleFactor": 1,
+                              "mobile": False}, session=sess)
+                    out = cdp.call("Runtime.evaluate", {
+                        "expression": "document.documentElement.scrollHeight",
+                        "returnByValue": True}, session=sess)
+                    height = max(height, min(int(out["result"]["value"]), 30000))
                 shot = cdp.call("Page.captureScreenshot", {"format": "png",
                                                            "captureBeyondViewport": True},
                                 session=sess, timeout=timeout)

@@ -30,6 +30,7 @@ __all__ = [
     "plane_label",
     "requirement",
     "robust_rms",
+    "thumbnail_figure",
     "thumbnail_png",
 ]
 
@@ -447,19 +448,28 @@ def plane_label(fig: ImageFigures) -> str:
     return what
 
 
-def thumbnail_png(fig: ImageFigures, title: str, max_pix: int = 256) -> bytes | None:
-    """PNG of the displayed plane: sky offsets in arcsec, beam, PB 0.2 and clean-mask contours."""
+def thumbnail_figure(fig: ImageFigures, title: str, max_pix: int = 256):
+    """The displayed plane as a matplotlib Figure (None without a plane): sky offsets in
+    arcsec, beam, PB 0.2 and clean-mask contours, plane and Stokes in the title."""
     if fig.thumb is None:
         return None
-    from ..report.html import format_radec, sky_thumbnail_png
+    from ..report.html import format_radec, sky_figure
 
     sky = fig.sky or {}
     origin = format_radec(*sky["crval_deg"]) if sky.get("crval_deg") and \
         str(sky.get("ctype", ["RA"])[0]).startswith("RA") else ""
     unit = (fig.unit or "") + (" (primary-beam corrected)" if fig.method != "direct" else "")
-    return sky_thumbnail_png(
+    return sky_figure(
         fig.thumb, title=f"{title}\n{plane_label(fig)}", unit=unit,
         pixel_arcsec=tuple(sky["cdelt_arcsec"]) if sky.get("cdelt_arcsec") else None,
         ref_pixel=tuple(sky["crpix"]) if sky.get("crpix") else None, origin=origin,
         beam=(fig.bmaj, fig.bmin, fig.bpa or 0.0) if fig.bmaj and fig.bmin else None,
         pb=fig.thumb_pb, pb_level=PB_CONTOUR, mask=fig.thumb_mask, max_pix=max_pix)
+
+
+def thumbnail_png(fig: ImageFigures, title: str, max_pix: int = 256) -> bytes | None:
+    """PNG of :func:`thumbnail_figure` (None without a plane)."""
+    from ..report.html import figure_png
+
+    f = thumbnail_figure(fig, title, max_pix)
+    return None if f is None else figure_png(f, dpi=100)

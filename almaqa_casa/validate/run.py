@@ -407,9 +407,11 @@ def _requirement_findings(file: str, checks: list[dict]) -> list[Finding]:
             per = " per channel" if chk["per_channel"] else ""
             bw = (f" at {chk['bandwidth_hz'] / 1e6:.6g} MHz{per} ({chk['bandwidth_source']})"
                   if chk.get("bandwidth_hz") else "")
+            how = (f" = goal {1e3 * chk['goal']:.4g} mJy/beam x {chk['scaling']}"
+                   if chk.get("goal_bandwidth_hz") else
+                   " (the goal, not scaled: the bandwidth it is stated for is not known)")
             msg = (f"sensitivity: rms {1e3 * chk['value']:.4g} mJy/beam vs required "
-                   f"{1e3 * chk['required']:.4g} mJy/beam{bw} = goal "
-                   f"{1e3 * chk['goal']:.4g} mJy/beam x {chk['scaling']} (limit "
+                   f"{1e3 * chk['required']:.4g} mJy/beam{bw}{how} (limit "
                    f"{1e3 * chk['limit']:.4g} mJy/beam with {tol})")
             code = "I003"
         out.append(finding("I004" if chk["pass"] else code, file,
