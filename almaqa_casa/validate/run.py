@@ -10,6 +10,7 @@ beam and mask the one pairing rule gives (``delivery.products``): also
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -216,7 +217,9 @@ def _science_goal(tree: Tree, view: MemberView, v: Validation) -> tuple:
         except (SB.SBSummaryError, OSError) as exc:
             v.findings.append(finding("I006", e.display, str(exc)))
             continue
-        goals += [g for g in rows if g.states_requirements]
+        rel = e.rel[len(view.rel) + 1:] if e.rel.startswith(view.rel + "/") else e.rel
+        # named relative to the member folder in the requirements (errors name the full path)
+        goals += [dataclasses.replace(g, file=rel) for g in rows if g.states_requirements]
     goal = goals[0] if goals else None
     if goal is not None:
         differ = sorted({g.file for g in goals if g.key() != goal.key()})

@@ -61,7 +61,7 @@ def test_requirements_come_from_sbsummary_and_scale_per_product(delivery, tmp_pa
     v = validate_delivery(delivery, checks="images")
     req = v.requirements["members"][MOUS]
     assert req["source"] == "SBSummary.xml"
-    sb = str(member_dir(delivery) / "raw" / f"{EB}.asdm.sdm" / "SBSummary.xml")
+    sb = f"raw/{EB}.asdm.sdm/SBSummary.xml"
     assert req["sources"]["sensitivity"] == f"SBSummary.xml ({sb}, line 10)"
     assert (req["sensitivity_jy_per_beam"], req["bandwidth_hz"]) == pytest.approx((GOAL_JY, GOAL_BW))
     assert (req["res_min_arcsec"], req["res_max_arcsec"]) == (0.5, 1.2)
