@@ -8,6 +8,11 @@ with the shared CASA helper (``impbcor`` mode ``'m'``,
 plane, with the median over channels reported for cubes.  The peak is the
 maximum of the pbcor image; the dynamic range is the uncorrected peak over
 the rms.  Reading is one plane at a time (bounded memory).
+
+The thumbnail shows one named plane, never an unlabelled projection: the
+brightest channel of a cube, Stokes I of a multi-Stokes image, on sky offsets
+in arcsec with the beam, the primary beam's 0.2 contour (the pb plane is
+``uncorrected / pbcor``, no extra read) and the clean mask's contour.
 """
 from __future__ import annotations
 
@@ -210,8 +215,8 @@ def header_metadata(fig: ImageFigures, h, ctypes: list[str], shape: tuple[int, .
                 pass
         elif c.startswith("STOKES"):
             codes = [_axis_value(h, i, k) for k in range(n)]
-            fig.stokes_planes = [_STOKES_CODES.get(int(round(v)), str(v)) if v is not None else "?"
-                          for v in codes]
+            fig.stokes_planes = [_STOKES_CODES.get(int(round(v)), str(v)) if v is not None
+                                 else "?" for v in codes]
     try:
         eff = float(h["EFFBW"])
         fig.effbw_hz = eff if eff > 0 else None
