@@ -39,6 +39,8 @@ _IMG_SCRIPT = """(() => {
     total: imgs.length,
     broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0))
                 .map(i => (i.alt || i.src.slice(0, 80))),
+    alts: imgs.map(i => i.alt || ""),
+    height: (document.documentElement ? document.documentElement.scrollHeight : 0),
     text_length: (document.body ? document.body.innerText.length : 0)
   });
 })()"""
@@ -55,6 +57,8 @@ class PageCheck:
     console_errors: list = field(default_factory=list)
     external_requests: list = field(default_factory=list)
     text_length: int = 0
+    image_alts: list = field(default_factory=list)
+    screenshot: str | None = None
 
     @property
     def all_images_rendered(self) -> bool:
@@ -173,10 +177,13 @@ def _collect(events: list[dict], res: PageCheck) -> None:
                 res.external_requests.append(url)
 
 
-def check_page(path: str | os.PathLike, timeout: float = 60.0, chromium: str | None = None) -> PageCheck:
+def check_page(path: str | os.PathLike, timeout: float = 60.0, chromium: str | None = None,
+               screenshot: str | os.PathLike | None = None, width: int = 1400) -> PageCheck:
     """Load ``path`` in headless Chromium; collect console errors and image status.
 
-    Skips the calling pytest test when no browser exists (``require_chromium``).
+    With ``screenshot`` a PNG of the whole page (``width`` CSS pixels wide)
+    is written there, as the test's artefact.  Skips the calling pytest
+    test when no browser exists (``require_chromium``).
     """
     exe = chromium or require_chromium()
     url = Path(path).resolve().as_uri()
@@ -215,6 +222,23 @@ def check_page(path: str | os.PathLike, timeout: float = 60.0, chromium: str | N
             res.images_total = info["total"]
             res.images_broken = info["broken"]
             res.text_length = info["text_length"]
+            res.image_alts = info["alts"]
+            if screenshot is not None:
+                height = 600  # measure the page at this width, then grow the view to it
+                for _ in range(2):
+                    cdp.call("Emulation.setDeviceMetricsOverride",
+                             {"width": width, "height": height, "deviceScaleFactor": 1,
+                              "mobile": False}, session=sess)
+                    out = cdp.call("Runtime.evaluate", {
+                        "expression": "document.documentElement.scrollHeight",
+                        "returnByValue": True}, session=sess)
+                    height = max(height, min(int(out["result"]["value"]), 30000))
+                shot = cdp.call("Page.captureScreenshot", {"format": "png",
+                                                           "captureBeyondViewport": True},
+                                session=sess, timeout=timeout)
+                import base64
+                Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+                res.screenshot = str(screenshot)
             cdp.drain(0.2)
             _collect(cdp.events, res)
             try:

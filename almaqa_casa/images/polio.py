@@ -22,6 +22,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = [
     "FitsStreamWriter",
     "PolReader",
@@ -75,7 +77,7 @@ def read_layout(path: str) -> StokesLayout:
     try:
         ia.open(path)
     except Exception as exc:
-        raise ValueError(f"{path}: cannot open as an image ({exc})") from exc
+        raise InputError(f"{path}: cannot open as an image ({exc})") from exc
     try:
         shape = [int(n) for n in ia.shape()]
         cs = ia.coordsys()
@@ -94,12 +96,12 @@ def read_layout(path: str) -> StokesLayout:
     finally:
         ia.done()
     if dir_axes != [0, 1]:
-        raise ValueError(f"{path}: the first two axes must be the sky (RA, Dec); found {dir_axes}")
+        raise InputError(f"{path}: the first two axes must be the sky (RA, Dec); found {dir_axes}")
     if stokes_axis is None:
-        raise ValueError(f"{path}: not a polarization image: it has no Stokes axis")
+        raise InputError(f"{path}: not a polarization image: it has no Stokes axis")
     other = [i for i in range(2, len(shape)) if i not in (stokes_axis, spectral_axis)]
     if any(shape[i] != 1 for i in other):
-        raise ValueError(f"{path}: unsupported non-degenerate axes {other}")
+        raise InputError(f"{path}: unsupported non-degenerate axes {other}")
     return StokesLayout(shape, stokes_axis, spectral_axis, stokes, unit, beams)
 
 
@@ -111,7 +113,7 @@ def _fits_data_start(path: str) -> tuple[int, dict]:
         while True:
             block = fh.read(FITS_BLOCK)
             if len(block) < FITS_BLOCK:
-                raise ValueError(f"{path}: truncated FITS header")
+                raise InputError(f"{path}: truncated FITS header")
             nblock += 1
             for k in range(0, FITS_BLOCK, 80):
                 card = block[k:k + 80].decode("ascii", "replace")
@@ -335,7 +337,7 @@ class PolReader:
         self._fh.seek(n0 * tl.bucket)
         raw = np.fromfile(self._fh, dtype=tl.dtype, count=count)
         if raw.size != count:
-            raise ValueError(f"{self.path}: pixel file shorter than its tile layout says")
+            raise InputError(f"{self.path}: pixel file shorter than its tile layout says")
         arr = raw.reshape((nty, G[0]) + tuple(T[::-1]))
         # (rows of tiles, tiles in x, T[nd-1], ..., T[1], T[0]) -> (T[nd-1], ..., T[2], y, x)
         inner = list(range(2, 2 + nd - 2))
@@ -387,7 +389,7 @@ class PolReader:
         self._fh.seek(self._start + off * self._dtype.itemsize)
         arr = np.fromfile(self._fh, dtype=self._dtype, count=count)
         if arr.size != count:
-            raise ValueError(f"{self.path}: file shorter than its header says")
+            raise InputError(f"{self.path}: file shorter than its header says")
         return arr  # big-endian; converted while copied into the block
 
     def read_row_sample(self, stokes: list[int], chan: int, nrows: int, bands: int = 8) -> np.ndarray:

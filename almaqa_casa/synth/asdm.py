@@ -58,6 +58,7 @@ def export(ms: str, asdm: str, eb_uid: str, info: dict, spec: S.SynthSpec) -> No
         raise RuntimeError(f"exportasdm failed for {ms}")
     container = "uid://%s/%s/X1" % (archive, block)
     rewrite_scans(asdm, info, spec, eb_uid, container)
+    write_science_goal(asdm)
     patch_bdf_headers(asdm, spec.corrs)
 
 
@@ -176,6 +177,30 @@ def rewrite_scans(asdm: str, info: dict, spec: S.SynthSpec, eb_uid: str, contain
         if new != text:
             with open(xml, "w") as fh:
                 fh.write(new)
+
+
+def write_science_goal(asdm: str) -> None:
+    """State the PI's science goal (:data:`spec.SCIENCE_GOAL`) in SBSummary.xml as the
+    observatory does: exportasdm leaves placeholders ("science goal t.b.d.")."""
+    path = os.path.join(asdm, "SBSummary.xml")
+    with open(path) as fh:
+        text = fh.read()
+    goals = " ".join("&quot;%s = %s&quot;" % kv for kv in S.SCIENCE_GOAL)
+    weather = ("maxPWVC = 5.186 mm", "seeing = 0.0 arcsec", "phaseStability = 1.0 rad")
+    freq_ghz = float(dict(S.SCIENCE_GOAL)["representativeFrequency"].split()[0])
+    for key, value in (("frequency", freq_ghz),  # real files: the representative frequency in GHz
+                       ("observingMode", "1 1 &quot;Standard Interferometry&quot; "),
+                       ("numScienceGoal", len(S.SCIENCE_GOAL)),
+                       ("scienceGoal", f"1 {len(S.SCIENCE_GOAL)} {goals} "),
+                       ("numWeatherConstraint", len(weather)),
+                       ("weatherConstraint", f"1 {len(weather)} "
+                        + " ".join(f"&quot;{w}&quot;" for w in weather) + " ")):
+        if f"<{key}>" not in text:
+            raise RuntimeError(f"{path}: no <{key}> to set")
+        text = _set(text, key, value)
+    text = text.replace("<sbType>OBSERVATORY</sbType>", "<sbType>OBSERVER</sbType>")
+    with open(path, "w") as fh:
+        fh.write(text)
 
 
 _XHTML = b' xmlns:xhtml="http://www.w3.org/1999/xhtml"'

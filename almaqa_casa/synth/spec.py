@@ -101,6 +101,24 @@ TARGET_POL = dataclasses.replace(TARGET, pol_frac=0.08, pol_angle_deg=35.0)
 POLCAL = SourceDef("J1945-2810", "19h45m00.000s", "-28d10m00.00s", "pol",
                    ("POLARIZATION",), 1.10, -0.55, pol_frac=0.05, pol_angle_deg=-20.0)
 
+#: The PI's science goal as the Observing Tool states it in every EB's
+#: SBSummary.xml ("key = value unit" strings, a real file's order): a
+#: continuum goal on the representative (TDM) window, sensitivity at the
+#: aggregate bandwidth of the four windows.
+SCIENCE_GOAL = (
+    ("representativeFrequency", "114.0 GHz"),
+    ("minAcceptableAngResolution", "3.0 arcsec"),
+    ("maxAcceptableAngResolution", "7.0 arcsec"),
+    ("dynamicRange", "1.0"),
+    ("representativeBandwidth", "2562.5 MHz"),
+    ("representativeSource", TARGET.name),
+    ("sensitivityGoal", "6.0 mJy"),
+    ("SBName", "Synth_Disk_a_03_TM1"),
+    ("representativeWindow", SPWS[3].name),
+    ("maxAllowedBeamAxialRatio", "999.999"),
+    ("spectralDynamicRangeBandWidth", "2562.5 MHz"),
+)
+
 #: Science line in the target's cross-correlations (spw 0).
 LINE = {"spw": 0, "center_hz": 100.30e9, "fwhm_hz": 15.0e6, "peak_jy": 0.12}
 #: Renormalization signal: a line in the target's autocorrelations of spw 1,

@@ -8,6 +8,11 @@ with the shared CASA helper (``impbcor`` mode ``'m'``,
 plane, with the median over channels reported for cubes.  The peak is the
 maximum of the pbcor image; the dynamic range is the uncorrected peak over
 the rms.  Reading is one plane at a time (bounded memory).
+
+The thumbnail shows one named plane, never an unlabelled projection: the
+brightest channel of a cube, Stokes I of a multi-Stokes image, on sky offsets
+in arcsec with the beam, the primary beam's 0.2 contour (the pb plane is
+``uncorrected / pbcor``, no extra read) and the clean mask's contour.
 """
 from __future__ import annotations
 
@@ -26,11 +31,16 @@ __all__ = [
     "measure",
     "outside_mask_rms",
     "parse_quantity",
+    "parse_range",
+    "plane_label",
     "requirement",
     "robust_rms",
+    "thumbnail_figure",
     "thumbnail_png",
 ]
 
+#: Primary-beam level drawn on thumbnails (the pipeline's image pblimit).
+PB_CONTOUR = 0.2
 #: Default tolerances for requirement checks (fractions of the requested value).
 RES_TOLERANCE = 0.1
 SENS_TOLERANCE = 0.1
@@ -106,6 +116,21 @@ def parse_quantity(text: str, unit: str) -> float | None:
         raise ValueError(f"'{text}' is not a quantity in {unit} ({exc})") from exc
 
 
+def parse_range(text: str, unit: str) -> tuple[float | None, float | None]:
+    """``'0.5arcsec'`` → (None, 0.5); ``'0.3arcsec~0.6arcsec'`` → (0.3, 0.6); '' → (None, None)."""
+    if text is None or not str(text).strip():
+        return None, None
+    parts = str(text).split("~")
+    if len(parts) == 1:
+        return None, parse_quantity(parts[0], unit)
+    if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+        raise ValueError(f"'{text}' is not a value or a range 'min~max' in {unit}")
+    lo, hi = parse_quantity(parts[0], unit), parse_quantity(parts[1], unit)
+    if lo is None or hi is None or lo > hi:
+        raise ValueError(f"'{text}': the range must be 'min~max' with min <= max")
+    return lo, hi
+
+
 @dataclass
 class ImageFigures:
     """Figures of one image product."""
@@ -129,12 +154,20 @@ class ImageFigures:
     npix_rms: int = 0
     checks: list = field(default_factory=list)
     error: str | None = None
-    thumb: np.ndarray | None = field(default=None, repr=False)
     cdelt_arcsec: float | None = None
+    freq_hz: float | None = None         #: centre frequency of the image
+    chan_width_hz: float | None = None   #: |CDELT| of the frequency axis
+    effbw_hz: float | None = None        #: pipeline EFFBW keyword (effective bandwidth)
+    stokes_planes: list = field(default_factory=list)  #: Stokes label of each plane
+    thumb_plane: dict = field(default_factory=dict)  #: what the thumbnail shows
+    sky: dict = field(default_factory=dict)  #: reference pixel/value, pixel size (arcsec)
+    thumb: np.ndarray | None = field(default=None, repr=False)
+    thumb_pb: np.ndarray | None = field(default=None, repr=False)
+    thumb_mask: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
-        d = {k: v for k, v in self.__dict__.items() if k != "thumb"}
-        return d
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("thumb", "thumb_pb", "thumb_mask")}
 
 
 def _axes_from_header(h) -> tuple[list[str], tuple[int, ...]]:
@@ -155,6 +188,47 @@ def _plane_index(ctypes: list[str], shape: tuple[int, ...], chan: int, stokes: i
         else:
             idx.append(0)
     return tuple(idx)
+
+
+_STOKES_CODES = {1: "I", 2: "Q", 3: "U", 4: "V", -1: "RR", -2: "LL", -3: "RL", -4: "LR",
+                 -5: "XX", -6: "YY", -7: "XY", -8: "YX", 6: "PFlinear", 7: "Pangle",
+                 128: "Ptotal", 129: "Plinear", 130: "PFtotal"}
+
+
+def _axis_value(h, i: int, pixel: float) -> float | None:
+    """World value of 0-based ``pixel`` on FITS axis ``i`` (1-based), linear WCS."""
+    try:
+        return float(h[f"CRVAL{i}"]) + (pixel + 1.0 - float(h.get(f"CRPIX{i}", 1.0))) \
+            * float(h[f"CDELT{i}"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def header_metadata(fig: ImageFigures, h, ctypes: list[str], shape: tuple[int, ...]) -> None:
+    """Frequency, channel width, EFFBW, Stokes labels and sky geometry from a FITS header."""
+    for i, (c, n) in enumerate(zip(ctypes, shape), start=1):
+        if c.startswith("FREQ"):
+            fig.freq_hz = _axis_value(h, i, (n - 1) / 2.0)
+            try:
+                fig.chan_width_hz = abs(float(h[f"CDELT{i}"])) or None
+            except (KeyError, TypeError, ValueError):
+                pass
+        elif c.startswith("STOKES"):
+            codes = [_axis_value(h, i, k) for k in range(n)]
+            fig.stokes_planes = [_STOKES_CODES.get(int(round(v)), str(v)) if v is not None
+                                 else "?" for v in codes]
+    try:
+        eff = float(h["EFFBW"])
+        fig.effbw_hz = eff if eff > 0 else None
+    except (KeyError, TypeError, ValueError):
+        pass
+    try:
+        fig.sky = {"crpix": [float(h["CRPIX1"]) - 1.0, float(h["CRPIX2"]) - 1.0],
+                   "cdelt_arcsec": [float(h["CDELT1"]) * 3600.0, float(h["CDELT2"]) * 3600.0],
+                   "crval_deg": [float(h["CRVAL1"]), float(h["CRVAL2"])],
+                   "ctype": ctypes[:2], "radesys": str(h.get("RADESYS", "")).strip()}
+    except (KeyError, TypeError, ValueError):
+        fig.sky = {}
 
 
 def _counts(ctypes: list[str], shape: tuple[int, ...]) -> tuple[int, int]:
@@ -203,6 +277,7 @@ def measure(image: str, pb: str | None, mask: str | None, workdir: str,
             ctypes, shape = _axes_from_header(h)
             nchan, nstok = _counts(ctypes, shape)
             fig.nchan = nchan
+            header_metadata(fig, h, ctypes, shape)
             unc_plane = None
             if pb is not None and recovery == "impbcor":
                 unc = str(Path(workdir) / "uncorrected.im")
@@ -302,7 +377,8 @@ def fig_stats(fig: ImageFigures, hdu, ctypes, shape, nchan, nstok, unc_plane, ma
     mctypes, mshape = (_axes_from_header(mask_hdu.header) if mask_hdu is not None else (None, None))
     rms_by_stokes: dict[int, list[float]] = {}
     peaks, peaks_unc = [], []
-    thumb = None
+    thumb = thumb_unc = thumb_mask = None
+    thumb_chan, best = 0, -math.inf
     npix = 0
     for s in range(nstok):
         for c in range(nchan):
@@ -323,7 +399,11 @@ def fig_stats(fig: ImageFigures, hdu, ctypes, shape, nchan, nstok, unc_plane, ma
                 finite = np.isfinite(plane)
                 if finite.any():
                     peaks.append(float(np.nanmax(plane)))
-                    thumb = plane.copy() if thumb is None else np.fmax(thumb, plane)
+                    if peaks[-1] > best:  # the thumbnail shows the brightest channel
+                        best, thumb_chan = peaks[-1], c
+                        thumb = plane.copy()
+                        thumb_unc = unc.copy() if unc_plane is not None else None
+                        thumb_mask = None if mplane is None else np.array(mplane, dtype=float)
                 if np.isfinite(unc).any():
                     peaks_unc.append(float(np.nanmax(unc)))
     meas = [r for r in rms_by_stokes.get(stokes_measured, []) if math.isfinite(r)]
@@ -339,40 +419,62 @@ def fig_stats(fig: ImageFigures, hdu, ctypes, shape, nchan, nstok, unc_plane, ma
     fig.peak_uncorrected = max(peaks_unc) if peaks_unc else None
     if fig.rms and fig.peak_uncorrected is not None and fig.rms > 0:
         fig.dynamic_range = fig.peak_uncorrected / fig.rms
-    fig.thumb = thumb
+    fig.thumb, fig.thumb_mask = thumb, thumb_mask
+    if thumb is not None and thumb_unc is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fig.thumb_pb = thumb_unc / thumb  # pbcor = uncorrected / pb, so pb = unc / pbcor
+    if thumb is not None:
+        stokes = (fig.stokes_planes[stokes_measured] if stokes_measured < len(fig.stokes_planes)
+                  else "I (no Stokes axis)")
+        fig.thumb_plane = {"channel": thumb_chan, "nchan": nchan, "stokes": stokes,
+                           "of": "".join(fig.stokes_planes) if len(fig.stokes_planes) > 1 else "",
+                           "statistic": "brightest channel" if nchan > 1 else "single plane",
+                           "freq_hz": _axis_value(hdu.header, _freq_axis(ctypes), thumb_chan)
+                           if _freq_axis(ctypes) else fig.freq_hz}
+
+
+def _freq_axis(ctypes: list[str]) -> int | None:
+    """1-based FITS axis number of the frequency axis, or None."""
+    return next((i for i, c in enumerate(ctypes, start=1) if c.startswith("FREQ")), None)
+
+
+def plane_label(fig: ImageFigures) -> str:
+    """What a thumbnail shows, in words: Stokes plane, channel or statistic, frequency."""
+    tp = fig.thumb_plane
+    if not tp:
+        return ""
+    what = f"Stokes {tp['stokes']}" + (f" of {tp['of']}" if tp.get("of") else "")
+    if tp["nchan"] > 1:
+        what += f", channel {tp['channel']} of {tp['nchan']} (the brightest; channels from 0)"
+    else:
+        what += ", single plane"
+    if tp.get("freq_hz"):
+        what += f", {tp['freq_hz'] / 1e9:.4f} GHz"
+    return what
+
+
+def thumbnail_figure(fig: ImageFigures, title: str, max_pix: int = 256):
+    """The displayed plane as a matplotlib Figure (None without a plane): sky offsets in
+    arcsec, beam, PB 0.2 and clean-mask contours, plane and Stokes in the title."""
+    if fig.thumb is None:
+        return None
+    from ..report.html import format_radec, sky_figure
+
+    sky = fig.sky or {}
+    origin = format_radec(*sky["crval_deg"]) if sky.get("crval_deg") and \
+        str(sky.get("ctype", ["RA"])[0]).startswith("RA") else ""
+    unit = (fig.unit or "") + (" (primary-beam corrected)" if fig.method != "direct" else "")
+    return sky_figure(
+        fig.thumb, title=f"{title}\n{plane_label(fig)}", unit=unit,
+        pixel_arcsec=tuple(sky["cdelt_arcsec"]) if sky.get("cdelt_arcsec") else None,
+        ref_pixel=tuple(sky["crpix"]) if sky.get("crpix") else None, origin=origin,
+        beam=(fig.bmaj, fig.bmin, fig.bpa or 0.0) if fig.bmaj and fig.bmin else None,
+        pb=fig.thumb_pb, pb_level=PB_CONTOUR, mask=fig.thumb_mask, max_pix=max_pix)
 
 
 def thumbnail_png(fig: ImageFigures, title: str, max_pix: int = 256) -> bytes | None:
-    """PNG of the (peak-projected) image with colour bar and beam ellipse."""
-    if fig.thumb is None:
-        return None
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Ellipse
-
+    """PNG of :func:`thumbnail_figure` (None without a plane)."""
     from ..report.html import figure_png
 
-    data = fig.thumb
-    step = max(1, int(math.ceil(max(data.shape) / max_pix)))
-    small = data[::step, ::step]
-    finite = small[np.isfinite(small)]
-    vmin, vmax = (np.percentile(finite, [1.0, 99.9]) if finite.size else (0.0, 1.0))
-    if vmax <= vmin:
-        vmax = vmin + 1.0
-    f = Figure(figsize=(3.6, 3.0))
-    ax = f.add_subplot(1, 1, 1)
-    im = ax.imshow(small, origin="lower", cmap="inferno", vmin=vmin, vmax=vmax,
-                   interpolation="nearest")
-    cb = f.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    cb.set_label(fig.unit or "", fontsize=7)
-    cb.ax.tick_params(labelsize=6)
-    ax.set_title(title, fontsize=7)
-    ax.tick_params(labelsize=6)
-    ax.set_xlabel(f"pixel (x{step})" if step > 1 else "pixel", fontsize=7)
-    if fig.bmaj and fig.bmin and fig.cdelt_arcsec:
-        pix = fig.cdelt_arcsec * step
-        w, hgt = fig.bmaj / pix, fig.bmin / pix
-        ny, nx = small.shape
-        cx, cy = 0.1 * nx + w / 2, 0.1 * ny + w / 2
-        ax.add_patch(Ellipse((cx, cy), width=w, height=hgt, angle=90.0 + (fig.bpa or 0.0),
-                             facecolor="none", edgecolor="cyan", lw=1.2))
-    return figure_png(f, dpi=80)
+    f = thumbnail_figure(fig, title, max_pix)
+    return None if f is None else figure_png(f, dpi=100)

@@ -72,6 +72,8 @@ CODES: dict[str, tuple[str, str, str]] = {
     "I003": ("warning", "images", "sensitivity requirement not met"),
     "I004": ("info", "images", "requirement met"),
     "I005": ("info", "images", "rms measured without primary-beam recovery"),
+    "I006": ("error", "images", "ASDM science goal (SBSummary.xml) or SpectralWindow.xml unreadable"),
+    "I007": ("info", "images", "requirements and where they come from"),
     # total power (validate/tp.py)
     "T001": ("warning", "layout", "total power delivery without Kelvin-to-Jansky factors (jyperk.csv)"),
     "T002": ("error", "layout", "Kelvin-to-Jansky factor file cannot be read"),

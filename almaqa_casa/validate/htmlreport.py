@@ -49,6 +49,22 @@ def _findings_table(findings: list) -> str:
                  empty="no findings")
 
 
+def _flux(x, unit: str | None) -> str:
+    """A brightness with its unit; Jy/beam values below 1 in mJy/beam."""
+    if x is None:
+        return ""
+    u = unit or "(no unit)"
+    if u.replace(" ", "").lower() == "jy/beam" and abs(x) < 1.0:
+        return f"{1e3 * x:.4g} mJy/beam"
+    return f"{x:.4g} {u}"
+
+
+def _hz(x, unit: str = "GHz") -> str:
+    if not x:
+        return ""
+    return f"{x / {'GHz': 1e9, 'MHz': 1e6}[unit]:.6g} {unit}"
+
+
 def _images_table(images: list) -> str:
     rows = []
     for im in images:
@@ -56,18 +72,93 @@ def _images_table(images: list) -> str:
                                 "pass" if c["pass"] else "fail") for c in im.get("checks", []))
         beam = ""
         if im.get("bmaj"):
-            beam = f"{im['bmaj']:.3g}\" × {im['bmin']:.3g}\" @ {im['bpa']:.1f}°"
+            beam = f"{im['bmaj']:.3g}\" × {im['bmin']:.3g}\", PA {im['bpa']:.1f}°"
             if im.get("nbeams", 0) > 1:
                 beam += f" (median of {im['nbeams']})"
-        rows.append((im["file"].rsplit("/", 1)[-1], im.get("kind"), im.get("nchan"), beam,
-                     _fmt(im.get("peak")), _fmt(im.get("rms")), im.get("unit") or "",
+        chans = im.get("nchan")
+        bw = _hz(im.get("bandwidth_hz"), "MHz")
+        if bw and (chans or 1) > 1:
+            bw += " per channel"
+        rows.append((im["file"].rsplit("/", 1)[-1], im.get("kind"), chans,
+                     _hz(im.get("freq_hz")), bw, beam, _flux(im.get("peak"), im.get("unit")),
+                     _flux(im.get("rms"), im.get("unit")),
                      _fmt(im.get("dynamic_range"), 3), im.get("method"),
                      "yes" if im.get("mask_used") else "no", Raw(checks) if checks else "",
-                     im.get("error") or ""))
-    return table(["image", "kind", "chans", "beam", "peak", "rms", "unit", "DR", "rms from",
-                  "mask", "requirements", "error"], rows,
-                 col_classes=["file", None, "num", None, "num", "num", None, "num", None, None,
-                              None, None], empty="no image products measured")
+                     im.get("error") or "; ".join(im.get("requirement_notes") or [])))
+    return table(["image", "kind", "channels", "frequency", "bandwidth", "beam (FWHM, PA east of "
+                  "north)", "peak (pbcor)", "rms (uncorrected, outside mask)", "dynamic range",
+                  "rms from", "mask", "requirements", "notes"], rows,
+                 col_classes=["file", None, "num", "num", "num", None, "num", "num", "num", None,
+                              None, None, None], empty="no image products measured")
+
+
+def _requirement_rows(req: Mapping) -> list:
+    """Rows (member, requirement, value with unit, source) of one member's requirements."""
+    rows = []
+    if req.get("res_max_arcsec") is not None:
+        lo = req.get("res_min_arcsec") or 0.0
+        rows.append(("angular resolution", (f"{lo:.3g} – " if lo else "at most ")
+                     + f"{req['res_max_arcsec']:.3g} arcsec", f"{100 * req['res_tolerance']:.0f}%",
+                     req["sources"].get("resolution", "")))
+    else:
+        rows.append(("angular resolution", "not given", "", ""))
+    if req.get("sensitivity_jy_per_beam") is not None:
+        rows.append(("sensitivity goal", f"{1e3 * req['sensitivity_jy_per_beam']:.4g} mJy/beam",
+                     f"{100 * req['sens_tolerance']:.0f}%", req["sources"].get("sensitivity", "")))
+    else:
+        rows.append(("sensitivity goal", "not given", "", ""))
+    rows.append(("bandwidth of the sensitivity goal",
+                 _hz(req.get("bandwidth_hz"), "MHz") or "not known (goal not scaled)", "",
+                 req["sources"].get("bandwidth", "")))
+    rows.append(("representative frequency", _hz(req.get("frequency_hz")) or "not known", "",
+                 req["sources"].get("frequency", "")))
+    goal = req.get("science_goal") or {}
+    for key, label in (("representative_source", "representative source"),
+                       ("representative_window", "representative window"), ("sb_name", "SB name")):
+        if goal.get(key):
+            rows.append((label, goal[key], "", "SBSummary.xml"))
+    return rows
+
+
+def _requirements_section(res: Mapping) -> str:
+    req = res.get("requirements") or {}
+    members = req.get("members") or {}
+    if not members:
+        return '<p class="muted">not checked (the image figures were not selected)</p>'
+    parts = []
+    for mous, r in members.items():
+        parts.append(f"<p><b>{esc(mous)}</b>: requirements from <b>{esc(r.get('source'))}</b>"
+                     + (" (the science goal the PI set in the Observing Tool, as the ASDM's "
+                        "SBSummary.xml states it; a req_* parameter overrides an item)"
+                        if "SBSummary" in str(r.get("source")) else "") + "</p>")
+        parts.append(table(["requirement", "value", "tolerance", "source"], _requirement_rows(r)))
+        rules = r.get("rules") or {}
+        parts.append("<ul>" + "".join(f"<li>{esc(k)}: {esc(v)}</li>" for k, v in rules.items())
+                     + "".join(f"<li>note: {esc(n)}</li>" for n in r.get("notes") or []) + "</ul>")
+    checks = []
+    for im in res.get("images", []):
+        for c in im.get("checks", []):
+            if c["what"] == "resolution":
+                req_txt = (f"{c['min']:.3g} – {c['max']:.3g} arcsec" if c["min"]
+                           else f"≤ {c['max']:.3g} arcsec")
+                if c.get("scale", 1.0) != 1.0:
+                    req_txt += f" (×{c['scale']:.3f} for {c['frequency_hz'] / 1e9:.4g} GHz)"
+                value = f"{c['value']:.3g} arcsec"
+                limit = f"{c['lower_limit']:.3g} – {c['limit']:.3g} arcsec"
+            else:
+                req_txt = f"{1e3 * c['required']:.4g} mJy/beam"
+                if c.get("bandwidth_hz"):
+                    req_txt += (f" at {c['bandwidth_hz'] / 1e6:.6g} MHz"
+                                + (" per channel" if c.get("per_channel") else "")
+                                + f" (goal × {c['scaling']})")
+                value = f"{1e3 * c['value']:.4g} mJy/beam"
+                limit = f"≤ {1e3 * c['limit']:.4g} mJy/beam"
+            checks.append((im["file"].rsplit("/", 1)[-1], c["what"], value, req_txt, limit,
+                           Raw(badge("pass" if c["pass"] else "fail"))))
+    parts.append(table(["image", "requirement", "measured", "required for this product",
+                        "limit with tolerance", "verdict"], checks, col_classes=["file"],
+                       empty="no product judged (no requirement given or stated)"))
+    return "\n".join(parts)
 
 
 def render(res: Mapping, thumbnails: Mapping[str, bytes]) -> str:
@@ -84,14 +175,7 @@ def render(res: Mapping, thumbnails: Mapping[str, bytes]) -> str:
     parts.append(table(["category", "errors", "warnings", "info"], cat_rows,
                        col_classes=[None, "num", "num", "num"]))
     parts.append(section("Deliveries", _members_table(res.get("members", [])), "members"))
-    req = res.get("requirements", {})
-    req_rows = []
-    for k, r in req.items():
-        val = r.get("required_arcsec", r.get("required_jy_per_beam"))
-        req_rows.append((k, _fmt(val) if val is not None else "not given",
-                         f"{100 * r['tolerance']:.0f}%", r["rule"]))
-    parts.append(section("Requirements", table(["requirement", "required", "tolerance", "rule"],
-                                               req_rows), "requirements"))
+    parts.append(section("Requirements", _requirements_section(res), "requirements"))
     for c in CATEGORIES:
         fs = [f for f in res["findings"] if f["category"] == c]
         order = {"error": 0, "warning": 1, "info": 2}
@@ -100,8 +184,14 @@ def render(res: Mapping, thumbnails: Mapping[str, bytes]) -> str:
         if c == "images":
             body += _images_table(res.get("images", []))
         parts.append(section(_TITLES[c], body, c))
-    thumbs = [(png, f.rsplit("/", 1)[-1]) for f, png in thumbnails.items()]
-    parts.append(section("Thumbnails", thumbnail_grid(thumbs), "thumbnails"))
+    shown = {im["file"]: im.get("displayed") for im in res.get("images", [])}
+    thumbs = [(png, f.rsplit("/", 1)[-1] + (f" — {shown[f]}" if shown.get(f) else ""))
+              for f, png in thumbnails.items()]
+    parts.append(section("Thumbnails", "<p>Each image's displayed plane (named under it), in its "
+                         "brightness unit; axes are offsets in arcsec from the reference position "
+                         "(RA to the east on the left); dashed cyan: primary beam at 0.2 (the "
+                         "pipeline's image limit); green: clean mask; white ellipse: "
+                         "restoring beam.</p>" + thumbnail_grid(thumbs), "thumbnails"))
     parts.append(section("Products", table(
         ["file", "target", "type", "spws", "image type", "Stokes", "kind", "shape", "NaN fraction"],
         [(p["file"].rsplit("/", 1)[-1], p["target"] or "", p["type"] or "",

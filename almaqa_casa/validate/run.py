@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import os
 import tempfile
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from ..delivery.layout import versions_from_texts
 from ..delivery.products import ProductSet
+from . import requirements as R
 from .figures import (
     RES_TOLERANCE,
     SENS_TOLERANCE,
@@ -29,10 +31,11 @@ from .figures import (
     casa_image_to_fits,
     measure,
     parse_quantity,
-    requirement,
+    parse_range,
+    plane_label,
     thumbnail_png,
 )
-from .findings import CODES, finding, summarize
+from .findings import CODES, Finding, finding, summarize
 from .fitscheck import FitsInfo, header_findings, inspect_fits, shape_findings
 from .structure import (
     Product,
@@ -136,12 +139,34 @@ def _versions(tree: Tree, view: MemberView) -> dict[str, str]:
     return versions_from_texts(texts)
 
 
+def parse_given(req_resolution: str = "", req_sensitivity: str = "", req_bandwidth: str = "",
+                req_frequency: str = "", res_tolerance: float = RES_TOLERANCE,
+                sens_tolerance: float = SENS_TOLERANCE) -> R.Given:
+    """The ``req_*`` parameters as numbers (ValueError naming the bad text)."""
+    lo, hi = parse_range(req_resolution, "arcsec")
+    return R.Given(res_min_arcsec=lo, res_max_arcsec=hi,
+                   sensitivity_jy_per_beam=parse_quantity(req_sensitivity, "Jy/beam"),
+                   bandwidth_hz=parse_quantity(req_bandwidth, "Hz"),
+                   frequency_hz=parse_quantity(req_frequency, "Hz"),
+                   res_tolerance=res_tolerance, sens_tolerance=sens_tolerance)
+
+
 def validate_delivery(deliverydir: str | os.PathLike, checks: str | Sequence[str] = "all",
                       req_resolution: str = "", req_sensitivity: str = "",
                       res_tolerance: float = RES_TOLERANCE, sens_tolerance: float = SENS_TOLERANCE,
                       workdir: str | None = None, thumbnails: bool = True,
-                      recovery: str = "impbcor") -> Validation:
+                      recovery: str = "impbcor", req_bandwidth: str = "",
+                      req_frequency: str = "") -> Validation:
     """Check a delivery; see the module docstring.  Bad input becomes findings.
+
+    Requirements come from each member's ASDM ``SBSummary.xml`` science goal
+    (angular resolution range, sensitivity goal at the representative
+    bandwidth, representative frequency), each overridden by its ``req_*``
+    parameter when given (:mod:`almaqa_casa.validate.requirements`):
+    ``req_resolution`` is a maximum ('0.5arcsec') or a range
+    ('0.3arcsec~0.6arcsec'), ``req_sensitivity`` the goal in Jy/beam,
+    ``req_bandwidth`` the bandwidth it is stated for, ``req_frequency`` the
+    frequency the resolution is stated for.
 
     ``recovery`` selects how the uncorrected image is rebuilt for the rms:
     ``'impbcor'`` (CASA impbcor mode 'm' via the shared helper, default) or
@@ -151,28 +176,92 @@ def validate_delivery(deliverydir: str | os.PathLike, checks: str | Sequence[str
         raise ValueError(f"recovery must be 'impbcor' or 'numpy', not {recovery!r}")
     t0 = time.perf_counter()
     selected = parse_checks(checks)
-    req_res = parse_quantity(req_resolution, "arcsec")
-    req_sens = parse_quantity(req_sensitivity, "Jy/beam")
+    given = parse_given(req_resolution, req_sensitivity, req_bandwidth, req_frequency,
+                        res_tolerance, sens_tolerance)
     tree = load_tree(deliverydir)
     v = Validation(deliverydir=str(deliverydir), mode=tree.mode, checks=selected)
     v.requirements = {
-        "resolution": {"required_arcsec": req_res, "tolerance": res_tolerance,
-                       "rule": "geometric-mean beam sqrt(bmaj*bmin) <= required * (1 + tolerance)"},
-        "sensitivity": {"required_jy_per_beam": req_sens, "tolerance": sens_tolerance,
-                        "rule": "rms (uncorrected image, outside the clean mask, Stokes I, median "
-                                "over channels) <= required * (1 + tolerance)"},
+        "given": {"req_resolution": req_resolution, "req_sensitivity": req_sensitivity,
+                  "req_bandwidth": req_bandwidth, "req_frequency": req_frequency,
+                  "res_tolerance": res_tolerance, "sens_tolerance": sens_tolerance},
+        "members": {},
     }
     try:
-        _run(tree, v, selected, req_res, req_sens, res_tolerance, sens_tolerance, workdir,
-             thumbnails, recovery)
+        _run(tree, v, selected, given, workdir, thumbnails, recovery)
     finally:
         tree.close()
     v.seconds = time.perf_counter() - t0
     return v
 
 
-def _run(tree: Tree, v: Validation, selected, req_res, req_sens, res_tol, sens_tol, workdir,
-         thumbnails, recovery="impbcor") -> None:
+def _asdm_tables(tree: Tree, view: MemberView, name: str) -> list[Entry]:
+    """``raw/<asdm>/<name>`` entries of a member (one per ASDM), sorted."""
+    return sorted((e for k, e in view.entries.items()
+                   if k.startswith("raw/") and k.count("/") == 2 and k.endswith("/" + name)),
+                  key=lambda e: e.rel)
+
+
+def _read_table(tree: Tree, e: Entry, limit: int) -> bytes:
+    if e.kind != "file":
+        raise OSError(f"{e.display}: not a regular file ({e.kind}); not read")
+    with tree.open(e) as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f"{e.display}: larger than {limit} bytes; not read")
+    return data
+
+
+def _science_goal(tree: Tree, view: MemberView, v: Validation) -> tuple:
+    """(goal or None, {spw id: bandwidth Hz}) from the member's ASDMs; problems become findings."""
+    from ..delivery import sbsummary as SB
+
+    goals = []
+    for e in _asdm_tables(tree, view, "SBSummary.xml"):
+        try:
+            rows = SB.parse_sbsummary(_read_table(tree, e, SB.MAX_SBSUMMARY_BYTES), e.display)
+        except (SB.SBSummaryError, OSError) as exc:
+            v.findings.append(finding("I006", e.display, str(exc)))
+            continue
+        rel = e.rel[len(view.rel) + 1:] if e.rel.startswith(view.rel + "/") else e.rel
+        # named relative to the member folder in the requirements (errors name the full path)
+        goals += [dataclasses.replace(g, file=rel) for g in rows if g.states_requirements]
+    goal = goals[0] if goals else None
+    if goal is not None:
+        differ = sorted({g.file for g in goals if g.key() != goal.key()})
+        if differ:
+            v.findings.append(finding("I006", differ[0], f"science goal differs from {goal.file}; "
+                                      f"the requirements are read from {goal.file}",
+                                      severity="warning"))
+    spw_bw: dict[int, float] = {}
+    for e in _asdm_tables(tree, view, "SpectralWindow.xml"):
+        try:
+            spws = SB.parse_spectral_windows(_read_table(tree, e, SB.MAX_SPW_BYTES), e.display)
+        except (SB.SBSummaryError, OSError) as exc:
+            v.findings.append(finding("I006", e.display, str(exc)))
+            continue
+        for k, sw in spws.items():
+            spw_bw.setdefault(k, sw.bandwidth_hz)
+    return goal, spw_bw
+
+
+def _requirements_finding(mous: str, req: R.Requirements) -> Finding | None:
+    """An info finding saying which requirements apply and where they come from."""
+    if req.source == "none":
+        return None
+    parts = []
+    if req.res_max_arcsec is not None:
+        parts.append(f"resolution {req.res_min_arcsec or 0:.3g}-{req.res_max_arcsec:.3g} arcsec")
+    if req.sensitivity_jy_per_beam is not None:
+        parts.append(f"sensitivity {1e3 * req.sensitivity_jy_per_beam:.4g} mJy/beam"
+                     + (f" in {req.bandwidth_hz / 1e6:.6g} MHz" if req.bandwidth_hz else ""))
+    if req.frequency_hz:
+        parts.append(f"at {req.frequency_hz / 1e9:.6g} GHz")
+    where = "; ".join(f"{k} from {s}" for k, s in req.sources.items())
+    return finding("I007", mous, f"requirements ({req.source}): {', '.join(parts)}; {where}")
+
+
+def _run(tree: Tree, v: Validation, selected, given: R.Given, workdir, thumbnails,
+         recovery="impbcor") -> None:
     add = v.findings.extend
     if "layout" in selected:
         for archive, problem in tree.archive_problems:
@@ -201,8 +290,16 @@ def _run(tree: Tree, v: Validation, selected, req_res, req_sens, res_tol, sens_t
         sets = pairing[0]
         if "products" in selected:
             add(product_checks(products, delivery, pairing))
-        _member_files(tree, v, view, products, sets, selected, req_res, req_sens, res_tol,
-                      sens_tol, workdir, thumbnails, recovery)
+        req, spw_bw = None, {}
+        if "images" in selected:
+            goal, spw_bw = _science_goal(tree, view, v)
+            req = R.resolve(given, goal)
+            v.requirements["members"][view.mous] = req.as_dict()
+            f = _requirements_finding(view.mous, req)
+            if f is not None:
+                add([f])
+        _member_files(tree, v, view, products, sets, selected, req, spw_bw, workdir, thumbnails,
+                      recovery)
 
 
 def _clusters(products: list[Product], sets: list[ProductSet]) -> list[list[str]]:
@@ -225,8 +322,8 @@ def _clusters(products: list[Product], sets: list[ProductSet]) -> list[list[str]
     return sorted((sorted(g) for g in groups.values()), key=lambda g: g[0])
 
 
-def _member_files(tree, v, view, products, sets, selected, req_res, req_sens, res_tol, sens_tol,
-                  workdir, thumbnails, recovery) -> None:
+def _member_files(tree, v, view, products, sets, selected, req, spw_bw, workdir, thumbnails,
+                  recovery) -> None:
     """FITS checks and image figures of one member, one cluster of product sets at a time.
 
     A cluster is the images sharing a pb or mask with their companions; its
@@ -278,8 +375,8 @@ def _member_files(tree, v, view, products, sets, selected, req_res, req_sens, re
                     add(shape_findings(infos[img.file], infos[pb.file]))
         finish: list = []
         if "images" in selected:
-            finish = _images(tree, part, cluster_sets, by_rel, infos, req_res, req_sens, res_tol,
-                             sens_tol, spill, thumbnails, recovery, calls, stack)
+            finish = _images(tree, part, cluster_sets, by_rel, infos, req, spw_bw, spill,
+                             thumbnails, recovery, calls, stack)
         window.append((stack, part, finish))
         while len(window) >= (calls.size if calls else 1):
             _merge(v, *window.popleft())
@@ -329,9 +426,39 @@ def _local(tree: Tree, pr: Product, infos: dict, tmp: str) -> str:
     return (info.plain_path if info else None) or tree.materialize(pr.entry, tmp)
 
 
-def _images(tree: Tree, v: Validation, sets: list[ProductSet], by_rel: dict, infos: dict, req_res,
-            req_sens, res_tol, sens_tol, workdir, thumbnails, recovery="impbcor", calls=None,
-            stack: contextlib.ExitStack | None = None) -> list:
+def _requirement_findings(file: str, checks: list[dict]) -> list[Finding]:
+    """A finding per judged requirement: I004 when met, I002/I003 when not, with units."""
+    out = []
+    for chk in checks:
+        tol = f"{100 * chk['tolerance']:.0f}% tolerance"
+        if chk["what"] == "resolution":
+            rng = (f"{chk['min']:.3g}-{chk['max']:.3g} arcsec" if chk["min"] else
+                   f"at most {chk['max']:.3g} arcsec")
+            scaled = f", scaled x{chk['scale']:.3f} to {chk['frequency_hz'] / 1e9:.4g} GHz" \
+                if chk["scale"] != 1.0 and chk.get("frequency_hz") else ""
+            msg = (f"resolution: beam sqrt(bmaj*bmin) {chk['value']:.3g} arcsec vs accepted "
+                   f"{rng}{scaled} (limits {chk['lower_limit']:.3g}-{chk['limit']:.3g} arcsec "
+                   f"with {tol})")
+            code = "I002"
+        else:
+            per = " per channel" if chk["per_channel"] else ""
+            bw = (f" at {chk['bandwidth_hz'] / 1e6:.6g} MHz{per} ({chk['bandwidth_source']})"
+                  if chk.get("bandwidth_hz") else "")
+            how = (f" = goal {1e3 * chk['goal']:.4g} mJy/beam x {chk['scaling']}"
+                   if chk.get("goal_bandwidth_hz") else
+                   " (the goal, not scaled: the bandwidth it is stated for is not known)")
+            msg = (f"sensitivity: rms {1e3 * chk['value']:.4g} mJy/beam vs required "
+                   f"{1e3 * chk['required']:.4g} mJy/beam{bw}{how} (limit "
+                   f"{1e3 * chk['limit']:.4g} mJy/beam with {tol})")
+            code = "I003"
+        out.append(finding("I004" if chk["pass"] else code, file,
+                           ("met: " if chk["pass"] else "not met: ") + msg))
+    return out
+
+
+def _images(tree: Tree, v: Validation, sets: list[ProductSet], by_rel: dict, infos: dict,
+            req: R.Requirements | None, spw_bw: dict, workdir, thumbnails, recovery="impbcor",
+            calls=None, stack: contextlib.ExitStack | None = None) -> list:
     """Figures of the images of one cluster, each with the pb and mask of its product set.
 
     The figures are measured through ``calls`` (on casampi servers when there
@@ -369,12 +496,12 @@ def _images(tree: Tree, v: Validation, sets: list[ProductSet], by_rel: dict, inf
             if calls.engine == "casampi":     # measured later: the files stay till the cluster ends
                 stack.enter_context(set_stack.pop_all())
         finish.append(functools.partial(_figures, v, s, pr, pb, mask, pb_ok, mask_ok, pending,
-                                        req_res, req_sens, res_tol, sens_tol, thumbnails))
+                                        req, spw_bw, thumbnails))
     return finish
 
 
 def _figures(v: Validation, s: ProductSet, pr: Product, pb, mask, pb_ok: bool, mask_ok: bool,
-             pending, req_res, req_sens, res_tol, sens_tol, thumbnails) -> None:
+             pending, req: R.Requirements | None, spw_bw: dict, thumbnails) -> None:
     """Record one image's measured figures: findings, requirements, thumbnail."""
     n = pr.info
     o = pending.outcome()
@@ -387,21 +514,19 @@ def _figures(v: Validation, s: ProductSet, pr: Product, pb, mask, pb_ok: bool, m
     p = n.parsed
     is_req_target = ((p is None or p.target_type == "sci") and n.stokes in (None, "I", "IQUV")
                      and n.role in ("pbcor", "sd", "image") and n.taylor in (None, 0))
-    if is_req_target and not fig.error:
-        res = None
-        if fig.bmaj and fig.bmin:
-            res = requirement((fig.bmaj * fig.bmin) ** 0.5, req_res, res_tol, "resolution")
-        sens = requirement(fig.rms, req_sens, sens_tol, "sensitivity")
-        for chk, code_fail in ((res, "I002"), (sens, "I003")):
-            if chk is None:
-                continue
-            fig.checks.append(chk)
-            unit = "arcsec" if chk["what"] == "resolution" else "Jy/beam"
-            msg = (f"{chk['what']}: {chk['value']:.4g} {unit} vs required {chk['required']:.4g} "
-                   f"{unit} (limit {chk['limit']:.4g} with {100 * chk['tolerance']:.0f}% tolerance)")
-            v.findings.append(finding("I004" if chk["pass"] else code_fail, pr.file,
-                                      ("met: " if chk["pass"] else "not met: ") + msg))
+    bandwidth, bw_source = R.product_bandwidth(
+        p.imagetype if p else None, fig.nchan, fig.chan_width_hz, fig.effbw_hz,
+        list(p.spws) if p else [], spw_bw)
+    req_notes: list[str] = []
+    if is_req_target and not fig.error and req is not None:
+        checks, req_notes = R.judge(req, bmaj=fig.bmaj, bmin=fig.bmin, rms=fig.rms,
+                                    freq_hz=fig.freq_hz, bandwidth_hz=bandwidth,
+                                    bandwidth_source=bw_source, per_channel=fig.nchan > 1)
+        fig.checks.extend(checks)
+        v.findings.extend(_requirement_findings(pr.file, checks))
     d = fig.as_dict()
+    d.update({"bandwidth_hz": bandwidth, "bandwidth_source": bw_source,
+              "requirement_notes": req_notes, "displayed": plane_label(fig)})
     d.update({"target": p.source if p else None, "type": p.target_type if p else None,
               "imagetype": p.imagetype if p else None, "stokes": n.stokes, "kind": n.role,
               "taylor": n.taylor, "naming": n.naming,

@@ -115,15 +115,16 @@ def test_empty_folder_says_one_line_without_traceback(tmp_path, folder):
     assert "Traceback (for the record)" in log.read_text()
 
 
-def test_failure_exits_1_naming_the_log(tmp_path, fits_file):
-    """A failure that is not a user mistake: one line, the log holds the traceback."""
+def test_not_fits_is_an_input_error_naming_the_log(tmp_path, fits_file):
+    """A file that is not FITS given to qa_polmaps is the user's input (issue 19): exit 2,
+    one line naming the file; the log holds the traceback."""
     r = almaqa(["qa_polmaps", "--imagename", str(fits_file)], tmp_path)
-    assert r.returncode == 1
+    assert r.returncode == 2
     line = _one_line_error(r, "qa_polmaps")
-    m = re.search(r"\(see the log: (\S+)\)$", line)
-    assert m and "not a FITS file" in line
-    text = Path(m.group(1)).read_text()
-    assert "Traceback (for the record)" in text and "ValueError" in text
+    assert f"{fits_file}: not a FITS file" in line
+    log = Path(re.search(r"CASA log: (\S+)", r.stderr).group(1))
+    text = log.read_text()
+    assert "Traceback (for the record)" in text and "InputError" in text
 
 
 def test_one_log_per_run_named_after_task_and_time(tmp_path, folder):

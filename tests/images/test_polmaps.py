@@ -328,19 +328,32 @@ def test_delivery_folder_and_pbcor_false(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f"{stem}.A.fits", f"{stem}.P.fits"]
     p = _data(e["outputs"]["P"])[..., 0, 0]
     truth = np.hypot(unc[:, :, 0, 1], unc[:, :, 0, 2])
-    np.testing.assert_allclose(p, truth, rtol=1e-5, atol=1e-7)
+    inside = pb >= 0.2  # the default pblimit, as the pipeline's images
+    assert 0 < (~inside).sum() < inside.sum()
+    np.testing.assert_allclose(p[inside], truth[inside], rtol=1e-5, atol=1e-7)
+    assert np.isnan(p[~inside]).all()
+    assert e["masked"]["P"]["pblimit"] == e["masked"]["A"]["pblimit"] == (~inside).sum()
     hist = "\n".join(str(x) for x in fits.getheader(e["outputs"]["A"])["HISTORY"])
-    assert "primary-beam uncorrected" in hist
+    assert "primary-beam uncorrected" in hist and "pblimit=0.2" in hist
     # pbcor=True on the same delivery: the corrected image, names keep pbcor
     r2 = make_polmaps(str(root), str(out))
     e2 = r2["inputs"][0]
     assert e2["pbcor_used"] is True and e2["outputs"]["P"].endswith(f"{stem}.P.pbcor.fits")
-    np.testing.assert_allclose(_data(e2["outputs"]["P"])[..., 0, 0], truth / pb, rtol=1e-5, atol=1e-6)
+    p2 = _data(e2["outputs"]["P"])[..., 0, 0]
+    np.testing.assert_allclose(p2[inside], (truth / pb)[inside], rtol=1e-5, atol=1e-6)
+    assert np.isnan(p2[~inside]).all()
+    # pblimit=0: no primary-beam mask, the whole corrected image
+    r3 = make_polmaps(str(root), str(tmp_path / "nolimit"), pblimit=0)
+    np.testing.assert_allclose(_data(r3["inputs"][0]["outputs"]["P"])[..., 0, 0], truth / pb,
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_pbcor_false_without_pb_is_a_clear_error(cube_fits, tmp_path):
-    with pytest.raises(FileNotFoundError, match="pbcor=False needs the primary beam"):
+    from almaqa_casa.errors import InputError
+
+    with pytest.raises(FileNotFoundError, match="pbcor=False needs the primary beam") as exc:
         make_polmaps(str(cube_fits["fits"]), str(tmp_path), pbcor=False)
+    assert isinstance(exc.value, InputError)
 
 
 def test_task_and_cli(cube_fits, tmp_path):
@@ -400,20 +413,23 @@ def test_pol_delivery_matches_truth_and_immath(pol_delivery, tmp_path):
     tp = truth["polarization_truth"]["target"]
     iquv = sorted(n for n, v in truth["images"].items() if v.get("stokes") == "IQUV")
     assert iquv
+    # a flux threshold: P and A exactly as immath lpoli / pola (the delivered pbcor images are
+    # masked where pb < 0.2 already, so the default primary-beam mask removes nothing more)
+    r0 = make_polmaps(pol_delivery["project_dir"], str(tmp_path / "immath"),
+                      polithresh="10mJy/beam")
+    assert r0["status"] == "ok", r0
+    for e in r0["inputs"]:
+        assert e["masked"]["P"]["pblimit"] == 0
+        _assert_same(_data(e["outputs"]["P"]), _immath(e["input"], "lpoli", tmp_path))
+        _assert_same(_data(e["outputs"]["A"]),
+                     _immath(e["input"], "pola", tmp_path, polithresh="10mJy/beam"))
     r = make_polmaps(pol_delivery["project_dir"], str(tmp_path / "pol"), polithresh="5sigma",
                      fractional=True)
     assert r["status"] == "ok", r
     assert sorted(Path(e["input"]).name for e in r["inputs"]) == iquv
     for e in r["inputs"]:
-        assert e["pbcor_used"] is True
-        # immath on the same file: P everywhere, A with the same threshold (per channel)
-        p = _data(e["outputs"]["P"])
-        _assert_same(p, _immath(e["input"], "lpoli", tmp_path))
-        a = _data(e["outputs"]["A"])
-        thr = np.atleast_1d(e["threshold"]["value"])
-        for c, t in enumerate(thr):
-            ref = _immath(e["input"], "pola", tmp_path, polithresh=f"{float(t)!r}Jy/beam", chans=str(c))
-            _assert_same(a[:, :, c:c + 1], ref)
+        assert e["pbcor_used"] is True and e["pb"].endswith(".IQUV.pb.fits.gz")
+        assert e["threshold"]["follows_pb"] is True
         # at the source: injected fraction and angle
         pc, ac, fc = (_centre_values(e["outputs"][k]) for k in ("P", "A", "PF"))
         snr = pc / np.asarray(e["noise"]["sigma"])
@@ -436,3 +452,32 @@ def test_pol_delivery_matches_truth_and_immath(pol_delivery, tmp_path):
     for e in r2["inputs"]:
         assert e["pbcor_used"] is False and e["pb"].endswith(".pb.fits.gz")
         assert ".pbcor." not in Path(e["outputs"]["P"]).name
+
+
+@pytest.mark.parametrize("pblimit", [0.2, 0.35])
+def test_pol_delivery_honest_fraction(pol_delivery, tmp_path, pblimit):
+    """Issue 19: with fractional=True (defaults otherwise) no unmasked pixel beyond the PB
+    limit, P/I within [0, 1] and its median within 2 percentage points of the truth."""
+    frac = pol_delivery["truth"]["polarization_truth"]["target"]["fraction"]
+    r = make_polmaps(pol_delivery["project_dir"], str(tmp_path), fractional=True, pblimit=pblimit)
+    assert r["status"] == "ok", r
+    for e in r["inputs"]:
+        with fits.open(e["pb"]) as h:
+            pb = np.asarray(h[0].data[0], dtype=np.float64)  # (chan, y, x) of the first Stokes
+        beyond = ~(pb >= pblimit)
+        for k in ("P", "A", "PF"):
+            with fits.open(e["outputs"][k]) as h:
+                d = np.asarray(h[0].data[0], dtype=np.float64)
+            assert d.shape == pb.shape
+            assert not np.isfinite(d[beyond]).any(), (k, pblimit)
+            assert np.isfinite(d[~beyond]).any()
+        with fits.open(e["outputs"]["PF"]) as h:
+            pf = np.asarray(h[0].data, dtype=np.float64)
+        v = pf[np.isfinite(pf)]
+        assert v.size > 50 and v.min() >= 0.0 and v.max() <= 1.0
+        assert abs(np.median(v) - frac) < 0.02, (Path(e["input"]).name, np.median(v))
+        m = e["masked"]
+        if pblimit > 0.2:  # the delivered images stop at 0.2: a stricter limit masks more
+            assert m["PF"]["pblimit"] == m["A"]["pblimit"] > 0
+        assert m["PF"]["stokes_i"] > 0
+        assert any("P/I masked where Stokes I is below '5sigma'" in t for t in e["masking"])

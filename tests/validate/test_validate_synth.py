@@ -39,6 +39,7 @@ def _check(result: dict, tmp_path: Path, expect_pol: bool) -> None:
             assert im["bmin"] == pytest.approx(h["BMIN"] * 3600, rel=1e-9)
             assert im["bpa"] == pytest.approx(h["BPA"], rel=1e-9, abs=1e-9)
     assert checked > 0
+    _check_requirements(v, truth)
     paths = write_reports(v, tmp_path / "report")
     page = check_page(paths["html"])
     assert page.ok, page.explain()
@@ -50,6 +51,47 @@ def _check(result: dict, tmp_path: Path, expect_pol: bool) -> None:
         assert [f for f in vt.findings if f.severity == "error"] == []
         rms_t = sorted(round(im["rms"], 9) for im in vt.images)
         assert rms_t == sorted(round(im["rms"], 9) for im in v.images)
+
+
+def _check_requirements(v, truth: dict) -> None:
+    """The generator states the science goal in every ASDM's SBSummary.xml as the observatory
+    does; qa_validate reads it and holds each science product to it at its own bandwidth."""
+    import math
+
+    from almaqa_casa.delivery.sbsummary import to_unit
+    from almaqa_casa.synth.spec import SCIENCE_GOAL
+
+    goal = dict(SCIENCE_GOAL)
+    req = v.requirements["members"][truth["mous"]]
+    assert req["source"] == "SBSummary.xml", req
+    goal_jy = to_unit(goal["sensitivityGoal"], "Jy", "spec")
+    goal_bw = to_unit(goal["representativeBandwidth"], "Hz", "spec")
+    assert req["sensitivity_jy_per_beam"] == pytest.approx(goal_jy)
+    assert req["bandwidth_hz"] == pytest.approx(goal_bw)
+    assert req["frequency_hz"] == pytest.approx(to_unit(goal["representativeFrequency"], "Hz", "s"))
+    assert (req["res_min_arcsec"], req["res_max_arcsec"]) == pytest.approx(
+        (to_unit(goal["minAcceptableAngResolution"], "arcsec", "s"),
+         to_unit(goal["maxAcceptableAngResolution"], "arcsec", "s")))
+    spw_bw = {s["id"]: s["nchan"] * s["width_hz"] for s in truth["spws"]}
+    judged = 0
+    for im in v.images:
+        t = truth["images"].get(os.path.basename(im["file"]))
+        if t is None or t["type"] != "sci" or ".tt1." in im["file"]:
+            continue
+        checks = {c["what"]: c for c in im["checks"]}
+        assert set(checks) == {"resolution", "sensitivity"}, im["file"]
+        sens = checks["sensitivity"]
+        if t["imtype"] == "cube":
+            from astropy.io import fits
+            bw = abs(fits.getheader(im["file"])["CDELT3"])
+            assert sens["per_channel"]
+        else:
+            bw = sum(spw_bw[k] for k in t["spws"])
+        assert sens["bandwidth_hz"] == pytest.approx(bw), im["file"]
+        assert sens["required"] == pytest.approx(goal_jy * math.sqrt(goal_bw / bw))
+        assert sens["pass"] and checks["resolution"]["pass"], (im["file"], checks)
+        judged += 1
+    assert judged >= 2
 
 
 def test_pipeline_delivery(pipeline_delivery, tmp_path):
