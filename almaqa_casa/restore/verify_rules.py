@@ -51,6 +51,12 @@ FLAG_RTOL = 1e-7
 #: Standard errors of the sample mean allowed for noise in the flux comparison
 #: (5: a chance fluctuation beyond it is below 1e-6).
 NSIGMA = 5.0
+#: The delivered calibration's own closure on its flux calibrator: per-scan gain
+#: solutions, a polarized calibrator's parallel hands, second-order leakage
+#: leave it within about 1 % of flux.csv (0.8 % on the synthetic polarization
+#: delivery).  The check looks for gross errors (a 10 % gain error moves the
+#: amplitude by 10-20 %), so 2 % is added in quadrature.
+CALIBRATION_FLOOR = 0.02
 
 
 @dataclasses.dataclass
@@ -312,7 +318,9 @@ def flux_tolerance(spix: float, freqs_hz: Sequence[float], sem: float, mean: flo
     * uv coverage: half the fractional difference of the mean amplitude on
       the shorter and the longer half of the baselines (zero for a point
       source, growing as the source is resolved);
-    * noise: :data:`NSIGMA` standard errors of the sample mean.
+    * noise: :data:`NSIGMA` standard errors of the sample mean;
+    * calibration: :data:`CALIBRATION_FLOOR`, the delivered calibration's
+      own closure on the calibrator.
 
     The parts add in quadrature.
     """
@@ -323,9 +331,9 @@ def flux_tolerance(spix: float, freqs_hz: Sequence[float], sem: float, mean: flo
         a, b = short_long
         structure = abs(a - b) / (abs(a) + abs(b))
     noise = NSIGMA * abs(sem / mean) if mean else float("inf")
-    tol = math.sqrt(spectral ** 2 + structure ** 2 + noise ** 2)
+    tol = math.sqrt(spectral ** 2 + structure ** 2 + noise ** 2 + CALIBRATION_FLOOR ** 2)
     return tol, {"spectral_index": spectral, "uv_structure": structure, "noise": noise,
-                 "nsigma": NSIGMA}
+                 "nsigma": NSIGMA, "calibration": CALIBRATION_FLOOR}
 
 
 def flux_rule(eb: str, field: str, measurements: Sequence[Mapping[str, Any]],

@@ -113,7 +113,8 @@ def test_flux_tolerance_is_derived_from_spectral_index_uv_coverage_and_noise():
     assert parts["spectral_index"] == pytest.approx(spectral)
     assert parts["uv_structure"] == 0.0
     assert parts["noise"] == pytest.approx(5 * 0.001 / 3.2)
-    assert tol == pytest.approx(math.hypot(spectral, 5 * 0.001 / 3.2))
+    assert parts["calibration"] == vr.CALIBRATION_FLOOR == 0.02
+    assert tol == pytest.approx(math.hypot(spectral, 5 * 0.001 / 3.2, 0.02))
     # a resolved source: the short baselines see more flux than the long ones
     tol2, parts2 = vr.flux_tolerance(-0.6, freqs, 0.001, 3.0, (3.3, 2.7))
     assert parts2["uv_structure"] == pytest.approx(0.1) and tol2 > 0.1
