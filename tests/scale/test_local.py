@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 
 import pytest
@@ -35,8 +36,15 @@ def test_outside_mpi_the_engine_is_local_and_nothing_of_casampi_starts():
     c = scale.choice()
     assert (c.engine, c.reason) == ("local", "not started by an MPI launcher")
     assert scale.engine_name() == "local" and scale.servers() == {}
-    assert "casampi.MPICommandClient" not in sys.modules
     assert scale.Calls().size == 1
+    # casatasks itself imports casampi when it is installed; choosing the engine must not
+    # (checked in a fresh interpreter, as this session may have imported casatasks already)
+    code = ("import sys; from almaqa_casa import scale; c = scale.choice(); scale.servers(); "
+            "print(c.engine, 'casampi.MPICommandClient' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMIX_", "PMI_"))}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True).stdout.split()
+    assert out == ["local", "False"]
 
 
 def test_one_process_runs_every_unit_here_in_order():
