@@ -25,8 +25,11 @@ setup: $(STAMP)
 demo: setup
 	$(PY) -m almaqa_casa.demo --out $(DEMO_DIR)
 
+# Two pytest-xdist workers (the CI machine has 2 cores); files stay whole on one worker,
+# synthetic deliveries are built once and shared. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -99,6 +99,10 @@ def build_delivery(variant: str, tmp_path_factory=None, **overrides) -> dict:
     if prebuilt and not overrides:  # a generate() output folder to use as is
         return _result_from_disk(prebuilt)
     cache = os.environ.get("ALMAQA_SYNTH_CACHE")
+    if not cache and tmp_path_factory is not None and os.environ.get("PYTEST_XDIST_WORKER"):
+        # pytest-xdist workers (make test) share one build per variant: the cache below,
+        # in the run's common temporary root, locked per variant
+        cache = str(tmp_path_factory.getbasetemp().parent / "synth-shared")
     if not cache:
         if tmp_path_factory is None:
             raise RuntimeError("no cache folder and no tmp_path_factory")
