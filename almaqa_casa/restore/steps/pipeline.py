@@ -61,11 +61,15 @@ def ms(ctx: StepContext, step: Step) -> dict:
     prof: dict = {}
     imp = step.params.get("import") or {}
     try:
+        # the BDF flags are not read (bdfflags=False whatever the delivery's restore
+        # asked): restoring Pipeline_Final below replaces FLAG and FLAG_ROW of every row
+        # (flagmanager merge='replace'), so they would be overwritten unread
+        # (tests/restore/test_bdfflags.py); reading them costs a pass over the BDFs
         with _timed(prof, "importasdm"):
             extra.update(cs.import_asdm(asdm, tmp, lazy=step.params.get("lazy", True),
                                         ocorr_mode=imp.get("ocorr_mode", "ca"),
-                                        asis=imp.get("asis", cs.ASIS),
-                                        bdfflags=imp.get("bdfflags", True)))
+                                        asis=imp.get("asis", cs.ASIS), bdfflags=False))
+        extra["bdfflags"] = {"delivery": bool(imp.get("bdfflags", True)), "read": False}
         cs.copy_asdm_xml(asdm, tmp)
         if step.params.get("fixsyscaltimes"):
             with _timed(prof, "fixsyscaltimes"):
