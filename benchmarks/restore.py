@@ -198,6 +198,17 @@ def _profile_of(calibrated: str) -> dict:
     return {"steps": steps, "calls": calls}
 
 
+def _max_diff(a: dict, b: dict) -> float | None:
+    """Largest |difference| of the renormalization maxima of two runs (uid -> target ->
+    spw -> max); None when they do not cover the same EBs, targets and spws."""
+    pairs = [(a[u][t][s], b[u][t][s]) for u in a for t in a[u] for s in a[u][t]
+             if s in b.get(u, {}).get(t, {})]
+    n = sum(len(d) for u in b for d in b[u].values())
+    if not pairs or len(pairs) != n:
+        return None
+    return max(abs(x - y) for x, y in pairs)
+
+
 def ours(member: str, outdir: str, level: int, nprocs: int) -> dict:
     from almaqa_casa import qa_restore
     t0 = time.perf_counter()
@@ -407,6 +418,8 @@ def main(argv=None) -> int:
                  "profile_calls": med_profile(rs, "calls"), "max_scaling": rs[0]["max_scaling"]}
         if "almarenorm" in refs:
             entry["speedup_vs_almarenorm"] = refs["almarenorm"]["seconds"] / t
+            entry["max_scaling_diff_vs_almarenorm"] = _max_diff(
+                entry["max_scaling"], refs["almarenorm"]["max_scaling"])
         report["local"].append(entry)
         lines.append(f"qa_restore SPACESAVING={level:>2} DOSPLIT nprocs={n}: {t:.1f} s "
                      f"(speed-up {ref_t / t:.2f}x"
