@@ -63,8 +63,8 @@ def ms(ctx: StepContext, step: Step) -> dict:
     try:
         # the BDF flags are not read (bdfflags=False whatever the delivery's restore
         # asked): restoring Pipeline_Final below replaces FLAG and FLAG_ROW of every row
-        # (flagmanager merge='replace'), so they would be overwritten unread
-        # (tests/restore/test_bdfflags.py); reading them costs a pass over the BDFs
+        # (flagmanager merge='replace'), so they would be overwritten unused
+        # (tests/restore/test_bdfflags.py)
         with _timed(prof, "importasdm"):
             extra.update(cs.import_asdm(asdm, tmp, lazy=step.params.get("lazy", True),
                                         ocorr_mode=imp.get("ocorr_mode", "ca"),
