@@ -204,8 +204,9 @@ def _max_diff(a: dict, b: dict) -> float | None:
     spw -> max); None when they do not cover the same EBs, targets and spws."""
     pairs = [(a[u][t][s], b[u][t][s]) for u in a for t in a[u] for s in a[u][t]
              if s in b.get(u, {}).get(t, {})]
-    n = sum(len(d) for u in b for d in b[u].values())
-    if not pairs or len(pairs) != n:
+    def count(x: dict) -> int:
+        return sum(len(d) for u in x for d in x[u].values())
+    if not pairs or not len(pairs) == count(a) == count(b):
         return None
     return max(abs(x - y) for x, y in pairs)
 
