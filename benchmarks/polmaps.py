@@ -14,7 +14,11 @@ reported:
 
 Usage::
 
-    python benchmarks/polmaps.py [--repeat 3] [--workdir DIR] [--small] [--polithresh 5mJy/beam]
+    python benchmarks/polmaps.py [--repeat 3] [--workdir DIR] [--small] [--polithresh 5mJy/beam] [--json]
+
+``--json``: the progress lines go to stderr and stdout gets one JSON object
+(the parameters, per case the medians, peak memory and ratios of every
+method, and the import-only memory floor).
 """
 from __future__ import annotations
 
@@ -110,7 +114,10 @@ def main() -> int:
     ap.add_argument("--small", action="store_true", help="quick run: 256x256x4x32 and 1024x1024x4x1")
     ap.add_argument("--polithresh", default="", help="threshold for pola / qa_polmaps, e.g. 5mJy/beam")
     ap.add_argument("--only", choices=("cube", "image"), default=None)
+    ap.add_argument("--json", action="store_true", help="print one JSON object (progress on stderr)")
     args = ap.parse_args()
+    if args.json:       # the progress lines (also generate()'s) go to stderr
+        real_stdout, sys.stdout = sys.stdout, sys.stderr
 
     cases = {"cube": (512, 512, 256, 4), "image": (4096, 4096, 1, 4)}
     if args.small:
@@ -148,6 +155,21 @@ def main() -> int:
         os.chdir(tempfile.gettempdir())
         if not args.workdir:
             shutil.rmtree(base, ignore_errors=True)
+    if args.json:
+        sys.stdout = real_stdout
+        cases_out = []
+        for name, shape, form, med in rows:
+            q = med["qa_polmaps"]["seconds"]
+            cases_out.append({"case": name, "shape": shape, "input": form, "methods": med,
+                              "ratio_immath_over_qa": med["immath"]["seconds"] / q,
+                              "ratio_immath_export_over_qa": med["immath+export"]["seconds"] / q,
+                              "qa_peak_rss_mb": med["qa_polmaps"]["maxrss_mb"]})
+        print(json.dumps({"benchmark": "polmaps",
+                          "parameters": {"repeat": args.repeat, "small": args.small,
+                                         "polithresh": args.polithresh, "only": args.only,
+                                         "cpus": os.cpu_count()},
+                          "import_only_peak_rss_mb": floor, "cases": cases_out}, indent=1))
+        return 0
     print()
     print(f"import-only peak RSS (floor of any CASA process): {floor:.0f} MB")
     print(f"{'case':6s} {'shape':16s} {'input':10s} {'immath s':>9s} {'+export s':>9s} {'qa s':>7s} "

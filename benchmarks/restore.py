@@ -1,13 +1,23 @@
 """Benchmark: qa_restore vs the reference restore sequence, on one delivery.
 
 Reference (what hifa_restoredata + scriptForPI.py do): per EB importasdm
-(lazy=False, pipeline options), replace the flag versions and restore
-Pipeline_Final, the amplitude renormalization table when the manifest records
-hifa_renorm (computed with our engine, as qa_restore does), one applycal into
-the full MS with the calapply lines as a CASA cal library (as the pipeline's
-SerialApplycal does), mstransform split
-of CORRECTED (science spws).  Ours: qa_restore(dosplit=True) at each
-SPACESAVING level, one EB at a time (nprocs=1) and with EBs in parallel.
+(lazy=False, bdfflags=True, pipeline options), replace the flag versions and
+restore Pipeline_Final, the amplitude renormalization table when the manifest
+records hifa_renorm, one applycal into the full MS with the calapply lines as
+a CASA cal library (as the pipeline's SerialApplycal does), mstransform split
+of CORRECTED (science spws).  The renormalization of the reference is
+computed by our engine (``--reference engine``, what qa_restore does, so
+both sides pay the same for it) or by the pipeline's own ``almarenorm.py``
+(``--reference almarenorm``: ``alma_renorm`` with its spectra plots, as
+hifa_renorm runs it; needs $ALMAQA_ALMARENORM); ``both`` (the default when
+$ALMAQA_ALMARENORM names a file) times both references in the same run.
+Ours: qa_restore(dosplit=True) at each SPACESAVING level, one EB at a time
+(nprocs=1) and with EBs in parallel.
+
+Every run is profiled: the reference per CASA call, ours per step kind and
+per call inside the steps (importasdm, restore_flags, renorm, applycal,
+mstransform, ... summed over EBs, from the steps' records) plus the time
+outside the steps (planning, verification, report).
 
 The MPI route (``--mpi 1,2``): qa_restore(dosplit=True) inside
 ``mpirun -n <servers + 1>`` (Open MPI, the ``mpi`` extra), every EB on a
@@ -21,6 +31,7 @@ Prints wall-time ratios (reference / ours) and peak disk as a multiple of
 the raw (ASDM) size (``--json``: one JSON document instead).  Usage::
 
     python benchmarks/restore.py [member_dir] [--workdir DIR] [--levels 0,1,2,3,-1] [--nprocs 2]
+                                 [--reference engine|almarenorm|both] [--json]
     python benchmarks/restore.py --nebs 4 --levels 0 --nprocs 1 --mpi 1,2 --model [--json]
 
 Without ``member_dir`` a benchmark-size synthetic pipeline delivery is
@@ -30,10 +41,14 @@ deliveries' channel counts) or reused from $ALMAQA_SYNTH_CACHE.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
+import importlib.util
 import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,10 +80,58 @@ def _member_from_synth(cache: str, nant: int, chanfactor: int, nebs: int = 2) ->
     return r["member_dir"]
 
 
-def reference(member: str, work: str) -> dict:
-    """The reference sequence, one EB after the other."""
+@contextlib.contextmanager
+def _timed(profile: dict, name: str):
+    """Add the block's wall time to ``profile[name]``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        profile[name] = profile.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _almarenorm_module():
+    """The pipeline's almarenorm.py named by $ALMAQA_ALMARENORM, or None."""
+    path = os.environ.get("ALMAQA_ALMARENORM", "")
+    if not os.path.isfile(path):
+        return None
+    spec = importlib.util.spec_from_file_location("almarenorm_ref", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _pipeline_renorm(mod, vis: str, params: dict, caltable: str) -> dict:
+    """hifa_renorm as the pipeline's restore runs it: ``alma_renorm`` (with its
+    spectra plots) writing the correction table when the scaling exceeds the
+    threshold.  Returns the maxima per target/spw."""
+    from almaqa_casa.renorm import inputs
+    spw = inputs.spw_list(params.get("spw", ""))
+    here = os.getcwd()
+    os.chdir(os.path.dirname(vis))   # as in the pipeline's working folder (relative names)
+    try:
+        out = mod.alma_renorm(os.path.basename(vis), list(spw), True,
+                              params.get("threshold", 1.02),
+                              dict(params.get("excludechan") or {}),
+                              bool(params.get("atm_auto_exclude")),
+                              dict(params.get("bwthreshspw") or {}),
+                              os.path.relpath(caltable, os.path.dirname(vis)))
+    finally:
+        os.chdir(here)
+    stats = out[-1] or {}
+    return {str(t): {str(s): round(float(v["max_rn"]), 6) for s, v in d.items()}
+            for t, d in stats.items()}
+
+
+def reference(member: str, work: str, renorm_impl: str = "engine") -> dict:
+    """The reference sequence, one EB after the other, timed per CASA call.
+
+    ``renorm_impl``: the renormalization of hifa_restoredata computed by our
+    engine (``engine``, what qa_restore does) or by the pipeline's own
+    ``almarenorm.py`` (``almarenorm``, needs $ALMAQA_ALMARENORM)."""
     from casatasks import applycal, importasdm, mstransform
 
+    from almaqa_casa.delivery.calapply import caltables
     from almaqa_casa.delivery.member import read_member
     from almaqa_casa.restore import casasteps as cs
     from almaqa_casa.restore import renormstep
@@ -78,28 +141,74 @@ def reference(member: str, work: str) -> dict:
     info = read_member(member)
     renorm = {s.eb: s.params.get("renorm") for s in plan_pipeline(info, RestoreOptions()).steps
               if s.kind == "ms"}
+    mod = _almarenorm_module() if renorm_impl == "almarenorm" else None
+    if renorm_impl == "almarenorm" and mod is None:
+        raise SystemExit("the almarenorm reference needs ALMAQA_ALMARENORM=/path/to/almarenorm.py")
     os.makedirs(work, exist_ok=True)
+    prof: dict = {}
+    maxima: dict = {}
     t0 = time.perf_counter()
     with DiskSampler(work) as ds:
         for uid in info.ppr.asdms:
             vis = os.path.join(work, f"{uid}.ms")
-            importasdm(asdm=info.raw_asdms[uid], vis=vis, ocorr_mode="ca", bdfflags=True,
-                       asis=cs.ASIS, process_caldevice=False, savecmds=False, lazy=False,
-                       with_pointing_correction=True, process_pointing=True)
-            cs.restore_flags(vis, info.flagversions[uid])
-            from almaqa_casa.delivery.calapply import caltables
-            cs.extract_caltables(info.eb(uid).caltables, caltables(info.calapply[uid]), work)
+            with _timed(prof, "importasdm"):
+                importasdm(asdm=info.raw_asdms[uid], vis=vis, ocorr_mode="ca", bdfflags=True,
+                           asis=cs.ASIS, process_caldevice=False, savecmds=False, lazy=False,
+                           with_pointing_correction=True, process_pointing=True)
+            with _timed(prof, "restore_flags"):
+                cs.restore_flags(vis, info.flagversions[uid])
+            with _timed(prof, "caltables"):
+                cs.extract_caltables(info.eb(uid).caltables, caltables(info.calapply[uid]), work)
             # the pipeline's restore also renormalizes when the manifest says so
-            apps = renormstep.prepare(vis, renorm[uid], info.calapply[uid], work, uid, {},
-                                      lambda *a: None)
-            lib = cs.write_callib(vis, apps, work, vis + ".callib.txt")
-            applycal(vis=vis, docallib=True, callib=lib, applymode="calflagstrict",
-                     flagbackup=False)
-            mstransform(vis=vis, outputvis=vis + ".split.cal", spw=",".join(
-                str(s) for s in cs.science_spws(vis)), datacolumn="corrected", keepflags=True,
-                reindex=False)
+            with _timed(prof, "renorm"):
+                rn = renorm[uid]
+                if mod is not None and rn and rn.get("apply"):
+                    maxima[uid] = _pipeline_renorm(mod, vis, rn,
+                                                   renormstep.caltable_path(work, uid))
+                    apps = renormstep.applications(info.calapply[uid], work, uid, vis)
+                else:
+                    extra: dict = {}
+                    apps = renormstep.prepare(vis, rn, info.calapply[uid], work, uid, extra,
+                                              lambda *a: None)
+                    maxima[uid] = (extra.get("renorm") or {}).get("max_scaling", {})
+            with _timed(prof, "applycal"):
+                lib = cs.write_callib(vis, apps, work, vis + ".callib.txt")
+                applycal(vis=vis, docallib=True, callib=lib, applymode="calflagstrict",
+                         flagbackup=False)
+            with _timed(prof, "mstransform"):
+                mstransform(vis=vis, outputvis=vis + ".split.cal", spw=",".join(
+                    str(s) for s in cs.science_spws(vis)), datacolumn="corrected",
+                    keepflags=True, reindex=False)
     return {"seconds": time.perf_counter() - t0, "peak_bytes": ds.peak,
-            "raw_bytes": sum(info.raw_sizes[u] for u in info.ppr.asdms)}
+            "raw_bytes": sum(info.raw_sizes[u] for u in info.ppr.asdms),
+            "profile": prof, "renorm_impl": renorm_impl, "max_scaling": maxima}
+
+
+def _profile_of(calibrated: str) -> dict:
+    """Seconds per step kind and per CASA call (summed over EBs) from the restore's
+    step records (``<calibrated>/.qa_restore/*.json``)."""
+    steps: dict = {}
+    calls: dict = {}
+    for f in sorted(glob.glob(os.path.join(calibrated, ".qa_restore", "*.json"))):
+        with open(f) as fh:
+            rec = json.load(fh)
+        kind = os.path.basename(f)[:-5].rsplit("__", 1)[-1]
+        steps[kind] = steps.get(kind, 0.0) + float(rec.get("seconds", 0.0))
+        for call, sec in ((rec.get("extra") or {}).get("profile") or {}).items():
+            calls[call] = calls.get(call, 0.0) + float(sec)
+    return {"steps": steps, "calls": calls}
+
+
+def _max_diff(a: dict, b: dict) -> float | None:
+    """Largest |difference| of the renormalization maxima of two runs (uid -> target ->
+    spw -> max); None when they do not cover the same EBs, targets and spws."""
+    pairs = [(a[u][t][s], b[u][t][s]) for u in a for t in a[u] for s in a[u][t]
+             if s in b.get(u, {}).get(t, {})]
+    def count(x: dict) -> int:
+        return sum(len(d) for u in x for d in x[u].values())
+    if not pairs or not len(pairs) == count(a) == count(b):
+        return None
+    return max(abs(x - y) for x, y in pairs)
 
 
 def ours(member: str, outdir: str, level: int, nprocs: int) -> dict:
@@ -107,8 +216,14 @@ def ours(member: str, outdir: str, level: int, nprocs: int) -> dict:
     t0 = time.perf_counter()
     r = qa_restore(deliverydir=member, outdir=outdir, spacesaving=level, dosplit=True,
                    nprocs=nprocs)
-    return {"seconds": time.perf_counter() - t0, "peak_bytes": r["peak_disk_bytes"],
-            "raw_bytes": r["members"][0]["raw_bytes"], "route": r["members"][0]["route"]}
+    dt = time.perf_counter() - t0
+    m = r["members"][0]
+    prof = _profile_of(m["calibrated"])
+    # planning, verification, provenance and the report: the call minus its steps' run
+    prof["steps"]["outside steps (plan, verify, report)"] = max(0.0, dt - m["seconds"])
+    return {"seconds": dt, "peak_bytes": r["peak_disk_bytes"],
+            "raw_bytes": m["raw_bytes"], "route": m["route"], "profile": prof,
+            "max_scaling": {u: v.get("max_scaling", {}) for u, v in m.get("renorm", {}).items()}}
 
 
 # ---- the MPI route ---------------------------------------------------------------------
@@ -219,7 +334,8 @@ def main(argv=None) -> int:
                     help="build (or find) the synthetic delivery, print its member folder, stop")
     ap.add_argument("--repeat", type=int, default=1,
                     help="rounds; each round runs the reference and every configuration once "
-                         "(interleaved, so a busy machine biases all alike); medians reported")
+                         "(interleaved, so a busy machine biases all alike); medians reported, "
+                         "and the best (least disturbed) round of each")
     ap.add_argument("--mpi", default="", help="casampi server counts to run, e.g. 1,2")
     ap.add_argument("--model", action="store_true",
                     help="model a large project from the MPI runs (needs --mpi)")
@@ -230,6 +346,10 @@ def main(argv=None) -> int:
                     help="raw (ASDM) size of one EB in the model")
     ap.add_argument("--model-fs-gbps", type=float, default=5.0,
                     help="shared filesystem bandwidth (GB/s, all nodes together) in the model")
+    ap.add_argument("--reference", choices=("engine", "almarenorm", "both"), default="",
+                    help="renormalization of the reference: our engine, the pipeline's "
+                         "almarenorm.py ($ALMAQA_ALMARENORM), or both; default both when "
+                         "$ALMAQA_ALMARENORM names a file, else engine")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     a = ap.parse_args(argv)
     member = a.member or _member_from_synth(os.environ.get("ALMAQA_SYNTH_CACHE", "/tmp/synthcache"),
@@ -244,12 +364,17 @@ def main(argv=None) -> int:
     if a.nprocs > 1:
         configs += [(level, a.nprocs) for level in (0, 2) if (level, 1) in configs]
     mpi_counts = [int(k) for k in a.mpi.split(",") if k.strip()]
-    ref_runs, runs = [], {c: [] for c in configs}
+    impls = {"engine": ["engine"], "almarenorm": ["almarenorm"],
+             "both": ["engine", "almarenorm"]}[a.reference or (
+                 "both" if _almarenorm_module() is not None else "engine")]
+    ref_runs: dict[str, list] = {k: [] for k in impls}
+    runs: dict = {c: [] for c in configs}
     mpi_runs: dict[int, list] = {k: [] for k in mpi_counts}
     for i in range(a.repeat):
-        d = os.path.join(work, f"ref{i}")
-        ref_runs.append(reference(member, d))
-        shutil.rmtree(d)
+        for impl in impls:
+            d = os.path.join(work, f"ref_{impl}_{i}")
+            ref_runs[impl].append(reference(member, d, impl))
+            shutil.rmtree(d)
         for level, n in configs:
             d = os.path.join(work, f"ours_{level}_{n}_{i}")
             runs[(level, n)].append(ours(member, d, level, n))
@@ -260,27 +385,56 @@ def main(argv=None) -> int:
             shutil.rmtree(d, ignore_errors=True)
 
     def med(xs):
-        xs = sorted(xs)
-        return xs[len(xs) // 2]
+        return statistics.median(xs)
 
-    raw = ref_runs[0]["raw_bytes"]
-    ref_t = med([r["seconds"] for r in ref_runs])
-    ref_p = max(r["peak_bytes"] for r in ref_runs)
+    def med_profile(rs: list[dict], key: str | None = None) -> dict:
+        ps = [r["profile"][key] if key else r["profile"] for r in rs]
+        return {n: round(med([p.get(n, 0.0) for p in ps]), 2) for n in ps[0]}
+
+    first = impls[0]
+    raw = ref_runs[first][0]["raw_bytes"]
+    refs = {impl: {"seconds": med([r["seconds"] for r in rs]),
+                   "seconds_best": min(r["seconds"] for r in rs),
+                   "peak_over_raw": max(r["peak_bytes"] for r in rs) / raw,
+                   "profile_calls": med_profile(rs), "max_scaling": rs[0]["max_scaling"]}
+            for impl, rs in ref_runs.items()}
+    ref_t = refs[first]["seconds"]
     report: dict = {"member": member, "raw_bytes": raw, "rounds": a.repeat,
-                    "reference": {"seconds": ref_t, "peak_over_raw": ref_p / raw}, "local": [],
-                    "mpi": []}
-    lines = [f"member: {member}\nraw (ASDM) size: {raw / 1e6:.1f} MB; rounds: {a.repeat}",
-             f"reference (importasdm lazy=False, flag restore, applycal, mstransform split): "
-             f"{ref_t:.1f} s, peak disk {ref_p / raw:.2f}x raw"]
+                    "parameters": {"levels": a.levels, "nprocs": a.nprocs, "repeat": a.repeat,
+                                   "reference": impls, "mpi": a.mpi,
+                                   "cpus": len(os.sched_getaffinity(0))},
+                    "reference": {"renorm": first, **refs[first]}, "local": [], "mpi": []}
+    if "almarenorm" in refs and first != "almarenorm":
+        report["reference_almarenorm"] = {"renorm": "almarenorm", **refs["almarenorm"]}
+    lines = [f"member: {member}\nraw (ASDM) size: {raw / 1e6:.1f} MB; rounds: {a.repeat}"]
+    for impl, r in refs.items():
+        lines.append(f"reference, renormalization by {impl} (importasdm lazy=False, flag "
+                     f"restore, renorm, applycal, mstransform split): {r['seconds']:.1f} s, "
+                     f"peak disk {r['peak_over_raw']:.2f}x raw; per call "
+                     + ", ".join(f"{k} {v:.1f} s" for k, v in r["profile_calls"].items()))
     for (level, n), rs in runs.items():
         t = med([r["seconds"] for r in rs])
         p = max(r["peak_bytes"] for r in rs)
-        report["local"].append({"spacesaving": level, "nprocs": n, "seconds": t,
-                                "speedup": ref_t / t, "peak_over_raw": p / raw,
-                                "route": rs[0]["route"]})
+        tb = min(r["seconds"] for r in rs)
+        entry = {"spacesaving": level, "nprocs": n, "seconds": t, "speedup": ref_t / t,
+                 "seconds_best": tb, "speedup_best": refs[first]["seconds_best"] / tb,
+                 "peak_over_raw": p / raw, "route": rs[0]["route"],
+                 "profile_steps": med_profile(rs, "steps"),
+                 "profile_calls": med_profile(rs, "calls"), "max_scaling": rs[0]["max_scaling"]}
+        if "almarenorm" in refs:
+            entry["speedup_vs_almarenorm"] = refs["almarenorm"]["seconds"] / t
+            entry["speedup_best_vs_almarenorm"] = refs["almarenorm"]["seconds_best"] / tb
+            entry["max_scaling_diff_vs_almarenorm"] = _max_diff(
+                entry["max_scaling"], refs["almarenorm"]["max_scaling"])
+        report["local"].append(entry)
         lines.append(f"qa_restore SPACESAVING={level:>2} DOSPLIT nprocs={n}: {t:.1f} s "
-                     f"(speed-up {ref_t / t:.2f}x), peak disk {p / raw:.2f}x raw, "
-                     f"route {rs[0]['route']}")
+                     f"(speed-up {ref_t / t:.2f}x, best of rounds {entry['speedup_best']:.2f}x"
+                     + (f"; {entry['speedup_vs_almarenorm']:.2f}x vs the almarenorm reference"
+                        if "almarenorm" in refs and first != "almarenorm" else "")
+                     + f"), peak disk {p / raw:.2f}x raw, route {rs[0]['route']}")
+        lines.append("  steps (s, summed over EBs): " + ", ".join(
+            f"{k} {v:.1f}" for k, v in entry["profile_steps"].items())
+            + "; calls: " + ", ".join(f"{k} {v:.1f}" for k, v in entry["profile_calls"].items()))
     best: dict[int, dict] = {}
     for k, rs in mpi_runs.items():
         t = med([r["seconds"] for r in rs])

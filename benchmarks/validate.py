@@ -21,14 +21,21 @@
 
 Usage::
 
-    python benchmarks/validate.py [--nfiles 10000] [--nimages 4] [--size 512] [--nchan 32] [--repeat 2]
+    python benchmarks/validate.py [--nfiles 10000] [--nimages 4] [--size 512] [--nchan 32] [--repeat 2] [--json]
+
+``--json`` prints one JSON object instead: the parameters, the figures of
+both parts (ratios included) and the peak memory (maximum resident set
+size) of this process and of its children.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import resource
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -220,7 +227,14 @@ def bench_images(nimages: int, size: int, nchan: int, tmp: Path, repeat: int = 2
     return out
 
 
-def main() -> None:
+def peak_rss_bytes() -> dict:
+    """Maximum resident set size so far of this process and of its waited-for children."""
+    k = 1 if sys.platform == "darwin" else 1024          # ru_maxrss: bytes on macOS, else KiB
+    return {"self": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * k,
+            "children": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * k}
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nfiles", type=int, default=10000)
     ap.add_argument("--nimages", type=int, default=4)
@@ -228,22 +242,34 @@ def main() -> None:
     ap.add_argument("--nchan", type=int, default=32)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--repeat", type=int, default=2, help="runs of each way; the best counts")
-    a = ap.parse_args()
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="almaqa-bench-validate-", dir=a.workdir) as tmp:
         s = bench_structure(a.nfiles, Path(tmp) / "names")
-        print(f"structure+naming+products: {s['files']} files in {s['seconds']:.3f} s = "
-              f"{s['files_per_s']:.0f} files/s (target >= 10000); parse only "
-              f"{s['parse_only_files_per_s']:.0f} names/s; os.walk {s['walk_seconds']:.3f} s "
-              f"(ours/walk = {s['ratio_to_walk']:.1f}x)")
         i = bench_images(a.nimages, a.size, a.nchan, Path(tmp) / "images", a.repeat)
-        print(f"image statistics: {i['images']} image sets, {i['MB']:.1f} MB on disk; astropy "
-              f"same work {i['astropy_same_s']:.2f} s, astropy read-only {i['astropy_read_s']:.2f} s"
-              f" (best of {a.repeat})")
-        for rec in ("impbcor", "numpy"):
-            r = i[rec]
-            print(f"  {rec} recovery: ours {r['seconds']:.2f} s = {r['ratio_same']:.2f}x astropy "
-                  f"same work (target <= 2x), {r['ratio_read']:.2f}x astropy read-only; errors "
-                  f"{r['errors']}; rms equal to the reference's: {r['rms_agree']}; rms {r['rms']}")
+    if a.json:
+        print(json.dumps({"benchmark": "validate",
+                          "parameters": {"nfiles": a.nfiles, "nimages": a.nimages,
+                                         "size": a.size, "nchan": a.nchan, "repeat": a.repeat},
+                          "structure": s, "images": i,
+                          "targets": {"files_per_s_min": 10000, "ratio_same_max": 2.0},
+                          "peak_rss_bytes": peak_rss_bytes()}, indent=1))
+        return 0
+    print(f"structure+naming+products: {s['files']} files in {s['seconds']:.3f} s = "
+          f"{s['files_per_s']:.0f} files/s (target >= 10000); parse only "
+          f"{s['parse_only_files_per_s']:.0f} names/s; os.walk {s['walk_seconds']:.3f} s "
+          f"(ours/walk = {s['ratio_to_walk']:.1f}x)")
+    print(f"image statistics: {i['images']} image sets, {i['MB']:.1f} MB on disk; astropy "
+          f"same work {i['astropy_same_s']:.2f} s, astropy read-only {i['astropy_read_s']:.2f} s"
+          f" (best of {a.repeat})")
+    for rec in ("impbcor", "numpy"):
+        r = i[rec]
+        print(f"  {rec} recovery: ours {r['seconds']:.2f} s = {r['ratio_same']:.2f}x astropy "
+              f"same work (target <= 2x), {r['ratio_read']:.2f}x astropy read-only; errors "
+              f"{r['errors']}; rms equal to the reference's: {r['rms_agree']}; rms {r['rms']}")
+    print(f"peak memory (max RSS): {peak_rss_bytes()['self'] / 1e6:.0f} MB")
+    return 0
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -198,8 +198,8 @@ def plan_pipeline(member: Member, opts: RestoreOptions, texts: dict[str, str] | 
                                   **({"parang": True} if parang else {})},
                           adds=int(ms_size + corr + raw * fm["flagversions"]),
                           after=[f"{uid}:caltables"],
-                          note=(f"importasdm (ocorr_mode={imp['ocorr_mode']!r}, "
-                                f"bdfflags={imp['bdfflags']})"
+                          note=(f"importasdm (ocorr_mode={imp['ocorr_mode']!r}, BDF flags "
+                                "not read: Pipeline_Final replaces them)"
                                 + (", fixsyscaltimes" if fix else "")
                                 + ", restore Pipeline_Final"
                                 + (", applycal" + (" with parang=True (hifa_polcal tables)"

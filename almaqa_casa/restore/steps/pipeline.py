@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from ...atomic import atomic_output, partial_name, remove
 from ...delivery.calapply import CalApplyError
@@ -12,6 +15,17 @@ from . import StepContext, body
 
 def _log(msg: str, level: str = "INFO") -> None:
     post(msg, level, "qa_restore")
+
+
+@contextmanager
+def _timed(profile: dict, name: str) -> Iterator[None]:
+    """Add the wall time of the block to ``profile[name]`` (the step's per-call profile,
+    recorded with the step and read by benchmarks/restore.py)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        profile[name] = round(profile.get(name, 0.0) + time.perf_counter() - t0, 3)
 
 
 @body("caltables")
@@ -44,29 +58,41 @@ def ms(ctx: StepContext, step: Step) -> dict:
     asdm = os.path.abspath(member.raw_asdms[uid])
     tmp = str(partial_name(out))
     extra: dict = {}
+    prof: dict = {}
     imp = step.params.get("import") or {}
     try:
-        extra.update(cs.import_asdm(asdm, tmp, lazy=step.params.get("lazy", True),
-                                    ocorr_mode=imp.get("ocorr_mode", "ca"),
-                                    asis=imp.get("asis", cs.ASIS),
-                                    bdfflags=imp.get("bdfflags", True)))
+        # the BDF flags are not read (bdfflags=False whatever the delivery's restore
+        # asked): restoring Pipeline_Final below replaces FLAG and FLAG_ROW of every row
+        # (flagmanager merge='replace'), so they would be overwritten unused
+        # (tests/restore/test_bdfflags.py)
+        with _timed(prof, "importasdm"):
+            extra.update(cs.import_asdm(asdm, tmp, lazy=step.params.get("lazy", True),
+                                        ocorr_mode=imp.get("ocorr_mode", "ca"),
+                                        asis=imp.get("asis", cs.ASIS), bdfflags=False))
+        extra["bdfflags"] = {"delivery": bool(imp.get("bdfflags", True)), "read": False}
         cs.copy_asdm_xml(asdm, tmp)
         if step.params.get("fixsyscaltimes"):
-            _fixsyscaltimes(tmp, extra)
-        cs.restore_flags(tmp, member.flagversions[uid], data_bytes=member.raw_sizes.get(uid))
+            with _timed(prof, "fixsyscaltimes"):
+                _fixsyscaltimes(tmp, extra)
+        with _timed(prof, "restore_flags"):
+            cs.restore_flags(tmp, member.flagversions[uid], data_bytes=member.raw_sizes.get(uid))
         # Pipeline_Final's counts per scan/intent/spw, for the verification (the full MS
         # may be deleted by then: SPACESAVING >= 2)
         from ..verify_io import flag_summary
-        extra["pipeline_final_flags"] = flag_summary(tmp)
+        with _timed(prof, "flag_summary"):
+            extra["pipeline_final_flags"] = flag_summary(tmp)
         # amplitude renormalization (manifest hifa_renorm): table + TARGET lines
-        apps = prepare(tmp, step.params.get("renorm"), member.calapply[uid], plan.working,
-                       uid, extra, _log)
+        with _timed(prof, "renorm"):
+            apps = prepare(tmp, step.params.get("renorm"), member.calapply[uid], plan.working,
+                           uid, extra, _log)
         if step.params["route"] == "applycal":
-            extra["applycal_lines"] = cs.apply_calibration(tmp, apps, plan.working)
+            with _timed(prof, "applycal"):
+                extra["applycal_lines"] = cs.apply_calibration(tmp, apps, plan.working)
         remove(fv)
         os.replace(tmp + ".flagversions", fv)
         remove(out)
         os.replace(tmp, out)
+        extra["profile"] = prof
     finally:
         remove(tmp)
         remove(tmp + ".flagversions")
@@ -115,12 +141,14 @@ def _split_calibrated(ctx: StepContext, step: Step, **kw) -> dict:
     fly (cal library) or from CORRECTED, into ``step.outputs[0]``."""
     from .. import casasteps as cs
     vis = step.inputs[0]
+    prof: dict = {}
     spws = cs.science_spws(vis)
     warnings: list[str] = []
-    callib = _callib_for(ctx, step, vis, warnings)
-    with atomic_output(step.outputs[0], overwrite=True) as tmp:
+    with _timed(prof, "callib"):
+        callib = _callib_for(ctx, step, vis, warnings)
+    with _timed(prof, "mstransform"), atomic_output(step.outputs[0], overwrite=True) as tmp:
         cs.split_ms(vis, str(tmp), spws, callib=callib, **kw)
-    return {"spw": spws, "callib": bool(callib), "warnings": warnings}
+    return {"spw": spws, "callib": bool(callib), "warnings": warnings, "profile": prof}
 
 
 @body("split")
