@@ -761,7 +761,8 @@ def test_every_verification_check_passes_on_both_routes(delivery, full_run, lean
             flux = next(c for c in e["checks"] if c["check"] == "flux")
             assert len(flux["numbers"]["spws"]) == len(delivery["truth"]["spws"])
             for m in flux["numbers"]["spws"]:
-                assert abs(m["ratio"] - 1) < m["tolerance"] < 0.01
+                # the restore reproduces flux.csv well inside the 2 % floor
+                assert abs(m["ratio"] - 1) < 0.005 and m["tolerance"] < 0.025
         assert v["seconds"] < 60
 
 
