@@ -321,3 +321,49 @@ def test_qa_scores_in_result_and_page(line_run):
     assert d1["qa_score"] >= 0.91
     html = open(res["html"]).read()
     assert "QA (pipeline score)" in html and "but no corrections were applied" in html
+
+
+def _numbers(rr):
+    return ([(r.target, r.spw, r.max_rn, r.max_rn_field, r.exceeds, r.exclusions, r.atm_ranges,
+              r.atm_warning, [(e.scan, e.field, e.value, e.nmax, e.nseg) for e in r.entries])
+             for r in rr.results], rr.excludechan_final)
+
+
+def test_atmosphere_threads_and_cache_give_the_same_numbers(atm_ms):
+    """The old way (tool inline, no cache) against worker threads and a warm cache."""
+    from almaqa_casa.renorm import atm as atmmod
+    from almaqa_casa.renorm import engine
+    path, truth = atm_ms
+    atmmod.clear_opacity_cache()
+    inline = engine.run(path, engine.Options(atm_threads=0))
+    assert (inline.atm.n_tool_calls, inline.atm.n_cache_hits) == (2, 0)
+    ozone = int(np.argmin(np.abs(truth["freqs"][1] - sim.ATM_RESIDUAL["center_hz"])))
+    assert any(lo <= ozone <= hi for r in inline.results if r.spw == 1 for lo, hi in r.atm_ranges)
+    atmmod.clear_opacity_cache()
+    threaded = engine.run(path, engine.Options(atm_threads=2))
+    assert (threaded.atm.n_tool_calls, threaded.atm.n_cache_hits) == (2, 0)
+    warm = engine.run(path, engine.Options())
+    assert (warm.atm.n_tool_calls, warm.atm.n_cache_hits) == (2, 2)
+    for other in (threaded, warm):
+        assert _numbers(other) == _numbers(inline)
+        for a, b in zip(inline.results, other.results):
+            np.testing.assert_array_equal(a.atm_transmission, b.atm_transmission)
+            np.testing.assert_array_equal(a.summary, b.summary)
+        for spw, (tau, tau_sb, freqs, _) in inline.atm.opacity.items():
+            np.testing.assert_array_equal(other.atm.opacity[spw][0], tau)
+
+
+def test_opacity_cache_is_keyed_by_the_exact_inputs():
+    from almaqa_casa.renorm import atm as atmmod
+    f = 345.8e9 + np.arange(64) * 1.0e6
+    atmmod.clear_opacity_cache()
+    tau, _ = atmmod.opacity_spectrum(f, 560.0, 20.0, 270.0, 1.2)
+    t1, _, hit1 = atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)
+    t1[:] = -1.0                                   # the caller's copy, not the cache's
+    t2, _, hit2 = atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)
+    t3, _, hit3 = atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.3)
+    assert (hit1, hit2, hit3) == (False, True, False)
+    np.testing.assert_array_equal(t2, tau)
+    assert t3.max() > tau.max()                    # more water, more opacity
+    atmmod.clear_opacity_cache()
+    assert atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)[2] is False
