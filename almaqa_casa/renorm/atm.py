@@ -376,6 +376,15 @@ class AtmModel:
         for spw in list(self._pending):
             self._collect(spw)
 
+    def transmission(self, spw: int, elevation: float) -> np.ndarray:
+        """Transmission of ``spw`` at the bin of ``elevation`` (the same
+        numbers as ``at(...).transmission``, without fitting lines)."""
+        b = int(math.floor(elevation / self.bin_deg))
+        if (spw, b) in self.lines:
+            return self.lines[(spw, b)].transmission
+        self._collect(spw)
+        return np.exp(-airmass((b + 0.5) * self.bin_deg) * self.opacity[spw][0])
+
     def at(self, spw: int, elevation: float, chanwidth_hz: float) -> AtmLines:
         """Transmission and line mask for ``spw`` at the bin of ``elevation``."""
         b = int(math.floor(elevation / self.bin_deg))

@@ -361,7 +361,7 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                 res.atm_ranges = sp.mask_to_ranges(np.logical_or.reduce(list(m.values())))
             if use_atm and scans:
                 els = [elevations[k] for k in scans]
-                res.atm_transmission = atm.at(s, float(np.median(els)), abs(si.widths[0])).transmission
+                res.atm_transmission = atm.transmission(s, float(np.median(els)))
             # second pass: the table gets every scan/field with the final exclusions
             if opt.keep_spectra and res.exceeds:
                 final = (sp.parse_excludechan(excludechan[str(s)], si.freqs * 1e-9)
