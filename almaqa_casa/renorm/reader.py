@@ -100,18 +100,18 @@ def read_auto_sums(vis: str, spw: int, ddids: Sequence[int], scans: Sequence[int
             cidx = list(corr_index)
             for r0 in range(0, nrow, step):
                 n = min(step, nrow - r0)
-                d = q.getcol(data_column, startrow=r0, nrow=n).real   # a view, stored precision
+                d = q.getcol(data_column, startrow=r0, nrow=n).real   # a view
                 if cidx != list(range(d.shape[0])):
                     d = d[cidx]                                      # (nc, nchan, n)
                 comb = ginv[r0:r0 + n] * nant + ant[r0:r0 + n]
                 order = np.argsort(comb, kind="stable")
                 cs = comb[order]
                 starts = np.concatenate([[0], np.nonzero(np.diff(cs))[0] + 1])
-                # rows gathered in the stored precision, summed in float64 in row order
-                part = np.add.reduceat(np.take(d, order, axis=2), starts, axis=2,
-                                       dtype=float)                  # (nc, nchan, nu)
+                # rows gathered as whole blocks (getcol's arrays are row-major in
+                # memory) and summed row after row per (group, antenna) in float64
+                part = np.add.reduceat(d.T[order], starts, axis=0, dtype=float)  # (nu, nchan, nc)
                 u = cs[starts]
-                sums[u // nant, :, :, u % nant] += np.moveaxis(part, 2, 0)
+                sums[u // nant, :, :, u % nant] += part.transpose(0, 2, 1)
         finally:
             q.close()
     finally:
