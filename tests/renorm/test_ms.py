@@ -244,6 +244,29 @@ def test_full_polarization(workdir):
         tb.close()
     for c in (0, 3):
         assert np.abs(cor[c] / sim.truth_xc(0) - 1).max() < 0.01
+    _sums_in_casacore_equal_rows_read_here(path)
+
+
+def _sums_in_casacore_equal_rows_read_here(path):
+    """The TaQL GROUPBY sums against the rows read and summed in numpy
+    (parallel hands of XX XY YX YY, DATA and the CORRECTED_DATA just written)."""
+    from almaqa_casa.renorm.msinfo import read_msinfo
+    from almaqa_casa.renorm.reader import read_auto_sums
+    info = read_msinfo(path)
+    si = info.spws[0]
+    scans = sorted(set(info.target_scans) | set(info.bandpass_scans))
+    assert list(si.corr_index) == [0, 3]
+    for col in ("DATA", "CORRECTED_DATA"):
+        args = (path, 0, si.ddids, scans, si.corr_index, si.nchan, info.nant, col)
+        taql = read_auto_sums(*args)
+        here = read_auto_sums(*args, in_casacore=False)
+        assert (taql.route, here.route) == ("casacore", "numpy")
+        assert taql.groups == here.groups and len(taql.groups) >= 3
+        np.testing.assert_array_equal(taql.counts, here.counts)
+        np.testing.assert_array_equal(taql.sums, here.sums)        # one chunk: same order
+        chunked = read_auto_sums(*args, chunk_bytes=4 * si.nchan * 8 * 7, in_casacore=False)
+        np.testing.assert_allclose(taql.sums, chunked.sums, rtol=1e-13, atol=0)
+        assert taql.sums[..., 0].max() > 0
 
 
 def _table_rows(ct):
