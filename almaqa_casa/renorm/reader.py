@@ -24,6 +24,8 @@ import numpy as np
 
 #: Bytes of visibility data per chunk read.
 CHUNK_BYTES = 64 * 2 ** 20
+#: Largest TaQL GROUPBY result held at once (casacore keeps it in memory).
+TAQL_BATCH_BYTES = 256 * 2 ** 20
 #: Accumulators larger than this are kept in a temporary memory-mapped file.
 MEMMAP_BYTES = 2 * 2 ** 30
 
@@ -106,8 +108,8 @@ def read_auto_sums(vis: str, spw: int, ddids: Sequence[int], scans: Sequence[int
             step = max(1, int(chunk_bytes // row_bytes))
             cidx = list(corr_index)
             gindex = {g: i for i, g in enumerate(groups)}
-            if in_casacore and _sums_in_casacore(tb, vis, where, data_column, cidx, gindex,
-                                                 sums, step):
+            if in_casacore and _sums_in_casacore(tb, vis, ddids, data_column, cidx, gindex,
+                                                 sums, step, ncorr_all * nchan * 8 * nant):
                 return AutoSums(spw, groups, sums, counts, "casacore")
             for r0 in range(0, nrow, step):
                 n = min(step, nrow - r0)
@@ -130,38 +132,56 @@ def read_auto_sums(vis: str, spw: int, ddids: Sequence[int], scans: Sequence[int
     return AutoSums(spw, groups, sums, counts)
 
 
-def _sums_in_casacore(tb, vis: str, where: str, data_column: str, cidx: list[int],
-                      gindex: dict[tuple[int, int], int], sums: np.ndarray, step: int) -> bool:
+def _sums_in_casacore(tb, vis: str, ddids: Sequence[int], data_column: str, cidx: list[int],
+                      gindex: dict[tuple[int, int], int], sums: np.ndarray, step: int,
+                      group_bytes: int, batch_bytes: int | None = None) -> bool:
     """Add the per-(scan, field, antenna) sums of the real parts to ``sums``
-    with one TaQL ``GROUPBY`` (``gsums``): casacore reads each row once and
-    adds the rows of a group in row order in double precision, so only the
-    sums reach Python (moving every row's complex spectrum into numpy cost
-    more than the reading).  False when TaQL cannot do it (then the caller
-    reads the rows itself)."""
-    try:
-        q = tb.taql(f'SELECT SCAN_NUMBER*1.0 AS RN_SCAN, FIELD_ID*1.0 AS RN_FIELD, '
-                    f'ANTENNA1*1.0 AS RN_ANT, gsums(real({data_column})) AS RN_SUM '
-                    f'FROM "{os.path.abspath(vis)}" WHERE {where} '
-                    f'GROUPBY SCAN_NUMBER, FIELD_ID, ANTENNA1')
-    except Exception:
-        return False
-    try:
-        n = q.nrows()
-        scan = q.getcol("RN_SCAN").astype(np.int64)
-        fld = q.getcol("RN_FIELD").astype(np.int64)
-        ant = q.getcol("RN_ANT").astype(np.int64)
-        gi = np.array([gindex[(int(k), int(f))] for k, f in zip(scan, fld)], dtype=np.int64)
-        for r0 in range(0, n, step):
-            m = min(step, n - r0)
-            part = np.asarray(q.getcol("RN_SUM", startrow=r0, nrow=m), dtype=float)
-            if cidx != list(range(part.shape[0])):
-                part = part[cidx]
-            sums[gi[r0:r0 + m], :, :, ant[r0:r0 + m]] += np.moveaxis(part, 2, 0)
-    except Exception:
-        sums[...] = 0.0
-        return False
-    finally:
-        q.close()
+    with TaQL ``GROUPBY`` (``gsums``): casacore reads each row once and adds
+    the rows of a group in row order in double precision, so only the sums
+    reach Python (moving every row's complex spectrum into numpy cost more
+    than the reading).  Scans go in batches whose result (``group_bytes``
+    per (scan, field)) stays under ``batch_bytes``.  False when TaQL cannot
+    do it (then the caller reads the rows itself)."""
+    batch_bytes = TAQL_BATCH_BYTES if batch_bytes is None else batch_bytes
+    per_scan: dict[int, int] = {}
+    for k, _ in gindex:
+        per_scan[k] = per_scan.get(k, 0) + group_bytes
+    batches: list[list[int]] = [[]]
+    size = 0
+    for k in sorted(per_scan):
+        if batches[-1] and size + per_scan[k] > batch_bytes:
+            batches.append([])
+            size = 0
+        batches[-1].append(k)
+        size += per_scan[k]
+    for batch in batches:
+        where = (f"ANTENNA1==ANTENNA2 && DATA_DESC_ID IN {_taql_list(ddids)} "
+                 f"&& SCAN_NUMBER IN {_taql_list(batch)}")
+        try:
+            q = tb.taql(f'SELECT SCAN_NUMBER*1.0 AS RN_SCAN, FIELD_ID*1.0 AS RN_FIELD, '
+                        f'ANTENNA1*1.0 AS RN_ANT, gsums(real({data_column})) AS RN_SUM '
+                        f'FROM "{os.path.abspath(vis)}" WHERE {where} '
+                        f'GROUPBY SCAN_NUMBER, FIELD_ID, ANTENNA1')
+        except Exception:
+            sums[...] = 0.0
+            return False
+        try:
+            n = q.nrows()
+            scan = q.getcol("RN_SCAN").astype(np.int64)
+            fld = q.getcol("RN_FIELD").astype(np.int64)
+            ant = q.getcol("RN_ANT").astype(np.int64)
+            gi = np.array([gindex[(int(k), int(f))] for k, f in zip(scan, fld)], dtype=np.int64)
+            for r0 in range(0, n, step):
+                m = min(step, n - r0)
+                part = np.asarray(q.getcol("RN_SUM", startrow=r0, nrow=m), dtype=float)
+                if cidx != list(range(part.shape[0])):
+                    part = part[cidx]
+                sums[gi[r0:r0 + m], :, :, ant[r0:r0 + m]] += np.moveaxis(part, 2, 0)
+        except Exception:
+            sums[...] = 0.0
+            return False
+        finally:
+            q.close()
     return True
 
 

@@ -250,6 +250,7 @@ def test_full_polarization(workdir):
 def _sums_in_casacore_equal_rows_read_here(path):
     """The TaQL GROUPBY sums against the rows read and summed in numpy
     (parallel hands of XX XY YX YY, DATA and the CORRECTED_DATA just written)."""
+    from almaqa_casa.renorm import reader
     from almaqa_casa.renorm.msinfo import read_msinfo
     from almaqa_casa.renorm.reader import read_auto_sums
     info = read_msinfo(path)
@@ -266,6 +267,14 @@ def _sums_in_casacore_equal_rows_read_here(path):
         np.testing.assert_array_equal(taql.sums, here.sums)        # one chunk: same order
         chunked = read_auto_sums(*args, chunk_bytes=4 * si.nchan * 8 * 7, in_casacore=False)
         np.testing.assert_allclose(taql.sums, chunked.sums, rtol=1e-13, atol=0)
+        old = reader.TAQL_BATCH_BYTES
+        reader.TAQL_BATCH_BYTES = 1                                  # one scan per TaQL query
+        try:
+            batched = read_auto_sums(*args)
+        finally:
+            reader.TAQL_BATCH_BYTES = old
+        assert batched.route == "casacore"
+        np.testing.assert_array_equal(batched.sums, taql.sums)
         assert taql.sums[..., 0].max() > 0
 
 
