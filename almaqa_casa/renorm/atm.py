@@ -8,7 +8,7 @@ evaluated once per spw (with the spw's median weather and PWV over its
 target scans) and the transmission and its fitted lines are cached per
 elevation bin.  Line finding and fitting follow ``fitAtmLines`` exactly.
 
-The tool costs ~4 ms per channel (``initSpectralWindow``), so two more
+The tool costs 2-4 ms of CPU per channel (``initSpectralWindow``), so two more
 things keep it off the critical path: the spws are evaluated in worker
 threads (the tool releases the GIL; each thread has its own tool) while the
 caller reads the autocorrelations, and the opacity is cached in-process
@@ -270,7 +270,7 @@ def opacity_spectrum(freqs_hz: np.ndarray, pressure: float, humidity: float, tem
     return tau, tau_sb
 
 
-#: Opacity spectra kept in-process (each ~2 x 8 bytes per channel).
+#: Opacity spectra kept in-process (8-16 bytes per channel each: at most ~16 MB).
 OPACITY_CACHE_SIZE = 64
 _OPACITY_CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
 _OPACITY_LOCK = threading.Lock()
