@@ -7,12 +7,22 @@ opacity spectrum does not depend on elevation, only the airmass does
 evaluated once per spw (with the spw's median weather and PWV over its
 target scans) and the transmission and its fitted lines are cached per
 elevation bin.  Line finding and fitting follow ``fitAtmLines`` exactly.
+
+The tool costs 2-4 ms of CPU per channel (``initSpectralWindow``), so two more
+things keep it off the critical path: the spws are evaluated in worker
+threads (the tool releases the GIL; each thread has its own tool) while the
+caller reads the autocorrelations, and the opacity is cached in-process
+per exact input (channel frequencies, pressure, humidity, temperature,
+PWV, image LO), so another MS or call with the same conditions reuses it.
 """
 from __future__ import annotations
 
 import math
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -260,6 +270,44 @@ def opacity_spectrum(freqs_hz: np.ndarray, pressure: float, humidity: float, tem
     return tau, tau_sb
 
 
+#: Opacity spectra kept in-process (8-16 bytes per channel each: at most ~16 MB).
+OPACITY_CACHE_SIZE = 64
+_OPACITY_CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+_OPACITY_LOCK = threading.Lock()
+
+
+def _opacity_key(freqs_hz, pressure, humidity, temp_k, pwv_mm, image_lo_hz) -> tuple:
+    f = np.ascontiguousarray(freqs_hz, dtype=float)
+    return (f.tobytes(), float(pressure), float(humidity), float(temp_k), float(pwv_mm),
+            None if image_lo_hz is None else float(image_lo_hz))
+
+
+def cached_opacity(freqs_hz: np.ndarray, pressure: float, humidity: float, temp_k: float,
+                   pwv_mm: float, image_lo_hz: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray | None, bool]:
+    """:func:`opacity_spectrum` through the in-process cache (exact inputs as
+    key, so a hit returns what the tool would); also whether it was a hit."""
+    key = _opacity_key(freqs_hz, pressure, humidity, temp_k, pwv_mm, image_lo_hz)
+    with _OPACITY_LOCK:
+        hit = _OPACITY_CACHE.get(key)
+        if hit is not None:
+            _OPACITY_CACHE.move_to_end(key)
+    if hit is not None:
+        return hit[0].copy(), None if hit[1] is None else hit[1].copy(), True
+    tau, tau_sb = opacity_spectrum(freqs_hz, pressure, humidity, temp_k, pwv_mm, image_lo_hz)
+    with _OPACITY_LOCK:
+        _OPACITY_CACHE[key] = (tau.copy(), None if tau_sb is None else tau_sb.copy())
+        while len(_OPACITY_CACHE) > OPACITY_CACHE_SIZE:
+            _OPACITY_CACHE.popitem(last=False)
+    return tau, tau_sb, False
+
+
+def clear_opacity_cache() -> None:
+    """Forget every cached opacity spectrum (benchmarks time cold runs)."""
+    with _OPACITY_LOCK:
+        _OPACITY_CACHE.clear()
+
+
 # --------------------------------------------------------------------------
 # Cache
 # --------------------------------------------------------------------------
@@ -282,30 +330,66 @@ class AtmModel:
     bin_deg: float = 1.0
     opacity: dict[int, tuple] = field(default_factory=dict)
     lines: dict[tuple[int, int], AtmLines] = field(default_factory=dict)
+    #: opacity spectra the run used (one per spw), from the tool or the cache
     n_tool_calls: int = 0
+    #: how many of them came from the in-process cache (no tool run)
+    n_cache_hits: int = 0
     n_fits: int = 0
     conditions: dict[int, dict] = field(default_factory=dict)
+    _pending: dict[int, tuple[Future, bool, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def set_spw(self, spw: int, freqs_hz: np.ndarray, pressure: float, humidity: float,
-                temp_c: float, pwv_mm: float, reverse: bool, image_lo_hz: float | None):
-        """Evaluate the atmosphere tool for a spw (once)."""
-        if spw in self.opacity:
+                temp_c: float, pwv_mm: float, reverse: bool, image_lo_hz: float | None,
+                executor: Executor | None = None):
+        """Evaluate the atmosphere tool for a spw (once); with ``executor`` the
+        evaluation runs there and is collected when the spw is first used."""
+        if spw in self.opacity or spw in self._pending:
             return
-        tau, tau_sb = opacity_spectrum(freqs_hz, pressure, humidity, temp_c + 273.15,
-                                       pwv_mm, image_lo_hz)
+        self.conditions[spw] = {"pressure_mbar": pressure, "humidity_pct": humidity,
+                                "temperature_c": temp_c, "pwv_mm": pwv_mm}
+        args = (freqs_hz, pressure, humidity, temp_c + 273.15, pwv_mm, image_lo_hz)
+        if executor is None:
+            fut: Future = Future()
+            fut.set_result(cached_opacity(*args))
+        else:
+            fut = executor.submit(cached_opacity, *args)
+        self._pending[spw] = (fut, reverse, np.asarray(freqs_hz))
+        if executor is None:
+            self._collect(spw)
+
+    def _collect(self, spw: int) -> None:
+        """Store the finished evaluation of ``spw`` (waits for it)."""
+        if spw not in self._pending:
+            return
+        fut, reverse, freqs = self._pending.pop(spw)
+        tau, tau_sb, hit = fut.result()
         self.n_tool_calls += 1
+        self.n_cache_hits += int(hit)
         if reverse:
             tau = tau[::-1]
             tau_sb = None if tau_sb is None else tau_sb[::-1]
-        self.opacity[spw] = (tau, tau_sb, np.asarray(freqs_hz), float(np.abs(freqs_hz[1] - freqs_hz[0])
-                                                                  if len(freqs_hz) > 1 else 1.0))
-        self.conditions[spw] = {"pressure_mbar": pressure, "humidity_pct": humidity,
-                                "temperature_c": temp_c, "pwv_mm": pwv_mm}
+        self.opacity[spw] = (tau, tau_sb, freqs,
+                             float(np.abs(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0))
+
+    def wait(self) -> None:
+        """Collect every pending evaluation (re-raises a failed one)."""
+        for spw in list(self._pending):
+            self._collect(spw)
+
+    def transmission(self, spw: int, elevation: float) -> np.ndarray:
+        """Transmission of ``spw`` at the bin of ``elevation`` (the same
+        numbers as ``at(...).transmission``, without fitting lines)."""
+        b = int(math.floor(elevation / self.bin_deg))
+        if (spw, b) in self.lines:
+            return self.lines[(spw, b)].transmission
+        self._collect(spw)
+        return np.exp(-airmass((b + 0.5) * self.bin_deg) * self.opacity[spw][0])
 
     def at(self, spw: int, elevation: float, chanwidth_hz: float) -> AtmLines:
         """Transmission and line mask for ``spw`` at the bin of ``elevation``."""
         b = int(math.floor(elevation / self.bin_deg))
         key = (spw, b)
+        self._collect(spw)
         if key not in self.lines:
             el = (b + 0.5) * self.bin_deg
             tau, tau_sb, freqs, _ = self.opacity[spw]

@@ -18,7 +18,9 @@ autocorrelation rows); the rest is arithmetic from :mod:`.spectra`.
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +61,10 @@ class Options:
     #: autocorrelations before the analysis: ``(read_correction(table))``,
     #: i.e. ``({(spw, field, scan): N}, {spw: channel freqs})`` of that table
     divide_by: tuple | None = None
+    #: threads evaluating the atmosphere tool (one spw each) while the
+    #: autocorrelations are read: None = one per spw up to the usable CPUs,
+    #: 0 = in the calling thread, before the read (same numbers either way)
+    atm_threads: int | None = None
 
 
 @dataclass
@@ -190,54 +196,28 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                            & set(info.scans_for_spw[s]))
             plan[(t, s)] = scans
     bp_for_spw = {s: sorted(set(info.bandpass_scans) & set(info.scans_for_spw[s])) for s in spws}
-    sums: dict[int, AutoSums] = {}
-    undone: list[tuple[int, int, int]] = []
-    table_spw = _table_spw_map(info, opt.divide_by[1]) if opt.divide_by else {}
-    for s in spws:
-        scans = sorted({k for (t, ss), ks in plan.items() if ss == s for k in ks} | set(bp_for_spw[s]))
-        if not scans:
-            continue
-        si = info.spws[s]
-        sums[s] = read_auto_sums(vis, s, si.ddids, scans, si.corr_index, si.nchan, info.nant,
-                                 info.data_column)
-        if opt.divide_by and s in table_spw:
-            undone += divide_out(sums[s], opt.divide_by[0], table_spw[s])
-    if not any(len(a.groups) for a in sums.values()):
-        raise ValueError(f"{vis}: no autocorrelation rows (ANTENNA1==ANTENNA2) in the target or "
-                         "bandpass scans; the MS must keep them (importasdm ocorr_mode='ca', "
-                         "split/mstransform without dropping autocorrelations)")
-    good: dict[tuple[int, int, int], set] = {}
-    if opt.excflagged:
-        dd2spw = {d: s for s in spws for d in info.spws[s].ddids}
-        tscans = sorted({k for ks in plan.values() for k in ks})
-        if tscans:
-            good = read_xc_good_antennas(vis, dd2spw, tscans)
-
-    # ---- atmosphere: once per spw ------------------------------------------
+    # ---- atmosphere: once per spw, in worker threads while reading ---------
     use_atm = opt.check_false_positives or opt.atm_auto_exclude
     atm = atmmod.AtmModel(bin_deg=opt.elevation_bin_deg) if use_atm else None
-    elevations: dict[int, float] = {}
-    if use_atm:
-        wx = atmmod.read_weather(vis)
-        pwvt = atmmod.read_pwv(vis)
-        for s in spws:
-            scans = sorted({k for (t, ss), ks in plan.items() if ss == s for k in ks})
-            if not scans:
-                continue
-            conds = [atmmod.scan_weather(info.scan_times[k], wx) for k in scans]
-            pwvs = [atmmod.scan_pwv(info.scan_times[k], pwvt) for k in scans]
-            pwvs = [p for p in pwvs if p > 0]
-            pwv = float(np.median(pwvs)) if pwvs else atmmod.BAND_PWV[info.band]
-            P = float(np.median([c[0] for c in conds])) or 563.0
-            H = float(np.median([c[1] for c in conds])) or 20.0
-            T = float(np.median([c[2] for c in conds]))
-            si = info.spws[s]
-            lo = atmmod.read_image_lo(vis, s) if info.band in (9, 10) else None
-            atm.set_spw(s, si.freqs, P, H, T, pwv,
-                        atmmod.lsb_reversed(si.ref_freq, si.freqs, si.net_sideband), lo)
-        need = sorted({k for ks in plan.values() for k in ks})
-        for k, el in zip(need, atmmod.elevations_deg([_scan_pointing(info, k) for k in need])):
-            elevations[k] = el
+    atm_jobs = _atm_inputs(vis, info, spws, plan) if use_atm else []
+    nthreads = (min(len(atm_jobs), _ncpu()) if opt.atm_threads is None
+                else min(len(atm_jobs), max(0, int(opt.atm_threads))))
+    pool = ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="renorm-atm") \
+        if nthreads else None
+    try:
+        for job in atm_jobs:
+            atm.set_spw(*job, executor=pool)
+        elevations: dict[int, float] = {}
+        if use_atm:
+            need = sorted({k for ks in plan.values() for k in ks})
+            for k, el in zip(need, atmmod.elevations_deg([_scan_pointing(info, k) for k in need])):
+                elevations[k] = el
+        sums, undone, good = _read(vis, info, spws, plan, bp_for_spw, opt)
+        if atm is not None:
+            atm.wait()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # ---- the loop ------------------------------------------------------------
     excludechan = copy.deepcopy(dict(opt.excludechan or {}))
@@ -381,7 +361,7 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                 res.atm_ranges = sp.mask_to_ranges(np.logical_or.reduce(list(m.values())))
             if use_atm and scans:
                 els = [elevations[k] for k in scans]
-                res.atm_transmission = atm.at(s, float(np.median(els)), abs(si.widths[0])).transmission
+                res.atm_transmission = atm.transmission(s, float(np.median(els)))
             # second pass: the table gets every scan/field with the final exclusions
             if opt.keep_spectra and res.exceeds:
                 final = (sp.parse_excludechan(excludechan[str(s)], si.freqs * 1e-9)
@@ -399,6 +379,67 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                 f"{'EXCEEDED' if res.exceeds else 'not exceeded'}")
     return RunResult(vis, info.band, info.nant, info.antnames, info.fdm_spws, info.tdm_spws,
                      False, spws, results, atm, excludechan, info, undone)
+
+
+def _ncpu() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:                       # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _atm_inputs(vis: str, info: MSInfo, spws: Sequence[int],
+                plan: dict[tuple[str, int], list[int]]) -> list[tuple]:
+    """``AtmModel.set_spw`` arguments per spw with target scans: the median
+    weather and PWV of its target scans (reads the weather/PWV tables)."""
+    wx = atmmod.read_weather(vis)
+    pwvt = atmmod.read_pwv(vis)
+    jobs = []
+    for s in spws:
+        scans = sorted({k for (t, ss), ks in plan.items() if ss == s for k in ks})
+        if not scans:
+            continue
+        conds = [atmmod.scan_weather(info.scan_times[k], wx) for k in scans]
+        pwvs = [atmmod.scan_pwv(info.scan_times[k], pwvt) for k in scans]
+        pwvs = [p for p in pwvs if p > 0]
+        pwv = float(np.median(pwvs)) if pwvs else atmmod.BAND_PWV[info.band]
+        P = float(np.median([c[0] for c in conds])) or 563.0
+        H = float(np.median([c[1] for c in conds])) or 20.0
+        T = float(np.median([c[2] for c in conds]))
+        si = info.spws[s]
+        lo = atmmod.read_image_lo(vis, s) if info.band in (9, 10) else None
+        jobs.append((s, si.freqs, P, H, T, pwv,
+                     atmmod.lsb_reversed(si.ref_freq, si.freqs, si.net_sideband), lo))
+    return jobs
+
+
+def _read(vis: str, info: MSInfo, spws: Sequence[int], plan: dict[tuple[str, int], list[int]],
+          bp_for_spw: dict[int, list[int]], opt: Options):
+    """Autocorrelation sums per spw (a correction divided out when asked) and
+    the antennas with unflagged cross-correlations per (spw, scan, field)."""
+    sums: dict[int, AutoSums] = {}
+    undone: list[tuple[int, int, int]] = []
+    table_spw = _table_spw_map(info, opt.divide_by[1]) if opt.divide_by else {}
+    for s in spws:
+        scans = sorted({k for (t, ss), ks in plan.items() if ss == s for k in ks} | set(bp_for_spw[s]))
+        if not scans:
+            continue
+        si = info.spws[s]
+        sums[s] = read_auto_sums(vis, s, si.ddids, scans, si.corr_index, si.nchan, info.nant,
+                                 info.data_column)
+        if opt.divide_by and s in table_spw:
+            undone += divide_out(sums[s], opt.divide_by[0], table_spw[s])
+    if not any(len(a.groups) for a in sums.values()):
+        raise ValueError(f"{vis}: no autocorrelation rows (ANTENNA1==ANTENNA2) in the target or "
+                         "bandpass scans; the MS must keep them (importasdm ocorr_mode='ca', "
+                         "split/mstransform without dropping autocorrelations)")
+    good: dict[tuple[int, int, int], set] = {}
+    if opt.excflagged:
+        dd2spw = {d: s for s in spws for d in info.spws[s].ddids}
+        tscans = sorted({k for ks in plan.values() for k in ks})
+        if tscans:
+            good = read_xc_good_antennas(vis, dd2spw, tscans)
+    return sums, undone, good
 
 
 def _table_spw_map(info: MSInfo, table_freqs: dict[int, np.ndarray]) -> dict[int, int]:

@@ -244,6 +244,38 @@ def test_full_polarization(workdir):
         tb.close()
     for c in (0, 3):
         assert np.abs(cor[c] / sim.truth_xc(0) - 1).max() < 0.01
+    _sums_in_casacore_equal_rows_read_here(path)
+
+
+def _sums_in_casacore_equal_rows_read_here(path):
+    """The TaQL GROUPBY sums against the rows read and summed in numpy
+    (parallel hands of XX XY YX YY, DATA and the CORRECTED_DATA just written)."""
+    from almaqa_casa.renorm import reader
+    from almaqa_casa.renorm.msinfo import read_msinfo
+    from almaqa_casa.renorm.reader import read_auto_sums
+    info = read_msinfo(path)
+    si = info.spws[0]
+    scans = sorted(set(info.target_scans) | set(info.bandpass_scans))
+    assert list(si.corr_index) == [0, 3]
+    for col in ("DATA", "CORRECTED_DATA"):
+        args = (path, 0, si.ddids, scans, si.corr_index, si.nchan, info.nant, col)
+        taql = read_auto_sums(*args)
+        here = read_auto_sums(*args, in_casacore=False)
+        assert (taql.route, here.route) == ("casacore", "numpy")
+        assert taql.groups == here.groups and len(taql.groups) >= 3
+        np.testing.assert_array_equal(taql.counts, here.counts)
+        np.testing.assert_array_equal(taql.sums, here.sums)        # one chunk: same order
+        chunked = read_auto_sums(*args, chunk_bytes=4 * si.nchan * 8 * 7, in_casacore=False)
+        np.testing.assert_allclose(taql.sums, chunked.sums, rtol=1e-13, atol=0)
+        old = reader.TAQL_BATCH_BYTES
+        reader.TAQL_BATCH_BYTES = 1                                  # one scan per TaQL query
+        try:
+            batched = read_auto_sums(*args)
+        finally:
+            reader.TAQL_BATCH_BYTES = old
+        assert batched.route == "casacore"
+        np.testing.assert_array_equal(batched.sums, taql.sums)
+        assert taql.sums[..., 0].max() > 0
 
 
 def _table_rows(ct):
@@ -321,3 +353,49 @@ def test_qa_scores_in_result_and_page(line_run):
     assert d1["qa_score"] >= 0.91
     html = open(res["html"]).read()
     assert "QA (pipeline score)" in html and "but no corrections were applied" in html
+
+
+def _numbers(rr):
+    return ([(r.target, r.spw, r.max_rn, r.max_rn_field, r.exceeds, r.exclusions, r.atm_ranges,
+              r.atm_warning, [(e.scan, e.field, e.value, e.nmax, e.nseg) for e in r.entries])
+             for r in rr.results], rr.excludechan_final)
+
+
+def test_atmosphere_threads_and_cache_give_the_same_numbers(atm_ms):
+    """The old way (tool inline, no cache) against worker threads and a warm cache."""
+    from almaqa_casa.renorm import atm as atmmod
+    from almaqa_casa.renorm import engine
+    path, truth = atm_ms
+    atmmod.clear_opacity_cache()
+    inline = engine.run(path, engine.Options(atm_threads=0))
+    assert (inline.atm.n_tool_calls, inline.atm.n_cache_hits) == (2, 0)
+    ozone = int(np.argmin(np.abs(truth["freqs"][1] - sim.ATM_RESIDUAL["center_hz"])))
+    assert any(lo <= ozone <= hi for r in inline.results if r.spw == 1 for lo, hi in r.atm_ranges)
+    atmmod.clear_opacity_cache()
+    threaded = engine.run(path, engine.Options(atm_threads=2))
+    assert (threaded.atm.n_tool_calls, threaded.atm.n_cache_hits) == (2, 0)
+    warm = engine.run(path, engine.Options())
+    assert (warm.atm.n_tool_calls, warm.atm.n_cache_hits) == (2, 2)
+    for other in (threaded, warm):
+        assert _numbers(other) == _numbers(inline)
+        for a, b in zip(inline.results, other.results):
+            np.testing.assert_array_equal(a.atm_transmission, b.atm_transmission)
+            np.testing.assert_array_equal(a.summary, b.summary)
+        for spw, (tau, tau_sb, freqs, _) in inline.atm.opacity.items():
+            np.testing.assert_array_equal(other.atm.opacity[spw][0], tau)
+
+
+def test_opacity_cache_is_keyed_by_the_exact_inputs():
+    from almaqa_casa.renorm import atm as atmmod
+    f = 345.8e9 + np.arange(64) * 1.0e6
+    atmmod.clear_opacity_cache()
+    tau, _ = atmmod.opacity_spectrum(f, 560.0, 20.0, 270.0, 1.2)
+    t1, _, hit1 = atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)
+    t1[:] = -1.0                                   # the caller's copy, not the cache's
+    t2, _, hit2 = atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)
+    t3, _, hit3 = atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.3)
+    assert (hit1, hit2, hit3) == (False, True, False)
+    np.testing.assert_array_equal(t2, tau)
+    assert t3.max() > tau.max()                    # more water, more opacity
+    atmmod.clear_opacity_cache()
+    assert atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)[2] is False
