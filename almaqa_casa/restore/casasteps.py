@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,11 +69,13 @@ def _log(msg: str, level: str = "INFO") -> None:
 
 
 def import_asdm(asdm: str, vis: str, lazy: bool = True, ocorr_mode: str = "ca",
-                asis: str = ASIS, bdfflags: bool = True) -> dict:
+                asis: str = ASIS, bdfflags: bool = True,
+                readable: Callable[[str], bool] | None = None) -> dict:
     """importasdm with the delivery's restore options; lazy first, non-lazy on failure.
 
     ``ocorr_mode``, ``asis`` and ``bdfflags`` are those of the delivery's
-    restore (:func:`almaqa_casa.delivery.member.import_options`).  Returns
+    restore (:func:`almaqa_casa.delivery.member.import_options`); ``readable``
+    says whether a lazily imported MS reads (default: its DATA).  Returns
     ``{'lazy': bool, 'fallback_reason': str}``.
     """
     from casatasks import importasdm
@@ -84,7 +86,7 @@ def import_asdm(asdm: str, vis: str, lazy: bool = True, ocorr_mode: str = "ca",
     if lazy:
         try:
             importasdm(lazy=True, **kw)
-            if _nrows(vis) > 0 and _lazy_readable(vis):
+            if _nrows(vis) > 0 and (readable or _lazy_readable)(vis):
                 return {"lazy": True, "fallback_reason": ""}
             reason = "lazy import gave an unreadable MS"
         except Exception as exc:  # importasdm raises on failure
@@ -430,27 +432,8 @@ def import_asdm_autocorr(asdm: str, vis: str, lazy: bool = True, ocorr_mode: str
                          asis: str = "", bdfflags: bool = True) -> dict:
     """importasdm of a total power EB (autocorrelations into FLOAT_DATA);
     lazy first, non-lazy on failure.  Returns ``{'lazy', 'fallback_reason'}``."""
-    from casatasks import importasdm
-    kw = dict(asdm=asdm, vis=vis, ocorr_mode=ocorr_mode, bdfflags=bdfflags, asis=asis,
-              process_caldevice=False, savecmds=False, overwrite=False,
-              with_pointing_correction=True, process_pointing=True, createmms=False)
-    reason = ""
-    if lazy:
-        try:
-            importasdm(lazy=True, **kw)
-            if _nrows(vis) > 0 and _float_data_readable(vis):
-                return {"lazy": True, "fallback_reason": ""}
-            reason = "lazy import gave an unreadable MS"
-        except Exception as exc:  # importasdm raises on failure
-            reason = f"lazy import failed: {exc}"
-        _log(f"{os.path.basename(asdm)}: {reason}; importing again with lazy=False", "WARN")
-        for p in (vis, vis + ".flagversions"):
-            if os.path.exists(p):
-                shutil.rmtree(p)
-    importasdm(lazy=False, **kw)
-    if not os.path.isdir(vis):
-        raise RestoreStepError(f"importasdm of {asdm} wrote no MeasurementSet")
-    return {"lazy": False, "fallback_reason": reason}
+    return import_asdm(asdm, vis, lazy=lazy, ocorr_mode=ocorr_mode, asis=asis,
+                       bdfflags=bdfflags, readable=_float_data_readable)
 
 
 def sd_metadata(vis: str) -> dict:

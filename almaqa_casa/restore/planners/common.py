@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 
-from ...delivery.member import Member
+from ...delivery.calapply import caltables
+from ...delivery.member import EB, Member
 from .. import versionguard as vg
 from ..options import RestoreOptions
 from ..plan import DELIVERED_CODE_NOTICE, Step
@@ -75,3 +76,13 @@ def final_cleanup(calibrated: str, finals: list[str], level: int, has_post: bool
     return [Step(id="final-cleanup", kind="cleanup", eb="", inputs=[], outputs=[],
                  deletes=list(finals), params={"if_exists": calms}, after=list(after),
                  note="delete the *.ms.split.cal if calibrated.ms exists")]
+
+
+def caltables_step(member: Member, e: EB, working: str) -> Step:
+    """Extract the tables an EB's calapply.txt names from its own session's tarball."""
+    tables = caltables(member.calapply[e.uid])
+    return Step(id=f"{e.uid}:caltables", kind="caltables", eb=e.uid,
+                inputs=[e.caltables, e.calapply],
+                outputs=[os.path.join(working, t) for t in tables],
+                params={"tables": tables, "session": e.session},
+                note=f"{len(tables)} table(s) of {e.session} ({os.path.basename(e.caltables)})")

@@ -35,13 +35,12 @@ from __future__ import annotations
 
 import os
 
-from ...delivery.calapply import caltables
 from ...delivery.member import Member
 from ...delivery.selfcal import SelfcalRecord
 from ..disk import FACTORS, scriptforpi_need
 from ..options import RestoreOptions
 from ..plan import MemberPlan, PlanError, Step, output_root, peak_bytes
-from .common import effective_level, final_cleanup, post_steps
+from .common import caltables_step, effective_level, final_cleanup, post_steps
 
 __all__ = ["plan_pipeline", "decide_docontsub", "uses_polcal", "POLCAL_TOKEN", "SELFCAL_MARKER"]
 
@@ -179,13 +178,7 @@ def plan_pipeline(member: Member, opts: RestoreOptions, texts: dict[str, str] | 
     for e in member.ebs:
         uid, raw = e.uid, e.raw_bytes
         ms = os.path.join(working, f"{uid}.ms")
-        tables = caltables(member.calapply[uid])
-        steps.append(Step(id=f"{uid}:caltables", kind="caltables", eb=uid,
-                          inputs=[e.caltables, e.calapply],
-                          outputs=[os.path.join(working, t) for t in tables],
-                          params={"tables": tables, "session": e.session},
-                          note=f"{len(tables)} table(s) of {e.session} "
-                               f"({os.path.basename(e.caltables)})"))
+        steps.append(caltables_step(member, e, working))
         ms_size = raw * (fm["ms_lazy"] if lazy else fm["ms_full"])
         corr = raw * fm["corrected"] if route == "applycal" else 0
         renorm = _renorm_params(member, uid, working, warnings)

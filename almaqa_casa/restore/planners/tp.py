@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import os
 
-from ...delivery.calapply import caltables
 from ...delivery.jyperk import JyPerKFile
 from ...delivery.member import Member
 from ..disk import FACTORS, scriptforpi_need
 from ..options import RestoreOptions
 from ..plan import MemberPlan, PlanError, Step, output_root, peak_bytes
 from ..tpinputs import ATMCOR_DEFAULTS, TPInputs
-from .common import effective_level, final_cleanup, post_steps
+from .common import caltables_step, effective_level, final_cleanup, post_steps
 from .pipeline import _check_ebs
 
 __all__ = ["plan_total_power", "is_k2jy_table", "k2jy_table_name", "TP_NOTICE", "TP_DIFFERS"]
@@ -156,12 +155,8 @@ def plan_total_power(member: Member, opts: RestoreOptions, inputs: TPInputs,
     for e in member.ebs:
         uid, raw = e.uid, e.raw_bytes
         ms = os.path.join(working, f"{uid}.ms")
-        tables = caltables(member.calapply[uid])
-        steps.append(Step(id=f"{uid}:caltables", kind="caltables", eb=uid,
-                          inputs=[e.caltables, e.calapply],
-                          outputs=[os.path.join(working, t) for t in tables],
-                          params={"tables": tables, "session": e.session},
-                          note=f"{len(tables)} table(s) of {e.session} ({os.path.basename(e.caltables)})"))
+        steps.append(caltables_step(member, e, working))
+        tables = steps[-1].params["tables"]
         k2jy = _k2jy_params(uid, e.session, tables, inputs.jyperk, inputs, working, warnings)
         outputs = [ms, ms + ".flagversions"] + ([k2jy["path"]] if k2jy["route"] == "csv" else [])
         size = raw * (fm["ms_lazy"] if lazy else fm["ms_full"]) + raw * fm["corrected"] \
