@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from ..restore.disk import fmt_bytes
 from .html import Raw, badge, esc, kv_table, page, section, summary_boxes, table, write_html
 from .jsonio import write_json
 
@@ -22,18 +23,6 @@ __all__ = ["build_restore_html", "restore_document", "write_restore_report"]
 
 _STATUS_CLASS = {"pass": "pass", "passed": "pass", "ok": "ok", "fail": "fail", "failed": "fail",
                  "warn": "warning", "skip": "info", "skipped": "info", "not run": "warning"}
-
-
-def _size(n: Any) -> str:
-    try:
-        n = float(n)
-    except (TypeError, ValueError):
-        return "?"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 def restore_document(res: Mapping[str, Any], disk: Mapping | None = None) -> dict:
@@ -179,11 +168,11 @@ def build_restore_html(doc: Mapping[str, Any]) -> str:
     }), "provenance"))
     disk = doc.get("disk") or {}
     parts.append(section("Disk", kv_table({
-        "raw (ASDM) size": _size(disk.get("raw_bytes")),
-        "predicted peak": _size(disk.get("predicted_peak_bytes")),
-        "measured peak": _size(disk.get("peak_bytes")),
-        "needed / available at the start": f"{_size(disk.get('needed'))} / "
-                                           f"{_size(disk.get('available'))}"}), "disk"))
+        "raw (ASDM) size": fmt_bytes(disk.get("raw_bytes")),
+        "predicted peak": fmt_bytes(disk.get("predicted_peak_bytes")),
+        "measured peak": fmt_bytes(disk.get("peak_bytes")),
+        "needed / available at the start": f"{fmt_bytes(disk.get('needed'))} / "
+                                           f"{fmt_bytes(disk.get('available'))}"}), "disk"))
     vrows = []
     for uid, e in ebs.items():
         for c in (e.get("verification") or {}).get("checks") or []:

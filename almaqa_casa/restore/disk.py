@@ -39,7 +39,12 @@ class DiskError(AlmaqaError, RuntimeError):
     """Not enough free disk space for the plan; the message says what would help."""
 
 
-def fmt_bytes(n: float) -> str:
+def fmt_bytes(n: object) -> str:
+    """A byte count for people ('404.2 MB'); '?' for a missing or non-numeric value."""
+    try:
+        n = float(n)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "?"
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

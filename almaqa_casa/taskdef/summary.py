@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..restore.disk import fmt_bytes
+
 __all__ = ["summarize"]
 
 FIRST = 5          # items of a list shown without --verbose
@@ -41,18 +43,6 @@ def _rel(path: str, base: str | None) -> str:
     return path
 
 
-def _size(n: Any) -> str:
-    try:
-        n = float(n)
-    except (TypeError, ValueError):
-        return "?"
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 def _seconds(r: Mapping[str, Any]) -> str:
     s = r.get("seconds")
     return f" in {s:.1f} s" if isinstance(s, (int, float)) else ""
@@ -81,7 +71,7 @@ def _restore(r: Mapping[str, Any], verbose: bool) -> list[str]:
             if m.get("error"):
                 lines.append(f"    error: {_cut(m['error'], verbose)}")
             lines.append(f"    {len(steps)} step(s); predicted peak disk "
-                         f"{_size(m.get('predicted_peak_bytes'))}")
+                         f"{fmt_bytes(m.get('predicted_peak_bytes'))}")
             if verbose:
                 lines += _few(steps, True, lambda s: f"[{s.get('id')}] {s.get('kind')}"
                               + (f" -> {', '.join(s.get('outputs') or [])}" if s.get("outputs") else ""),
@@ -94,8 +84,8 @@ def _restore(r: Mapping[str, Any], verbose: bool) -> list[str]:
                           indent="      ")
         disk = r.get("disk") or {}
         if disk:
-            lines.append(f"  disk: needs {_size(disk.get('needed'))}, "
-                         f"{_size(disk.get('available'))} free")
+            lines.append(f"  disk: needs {fmt_bytes(disk.get('needed'))}, "
+                         f"{fmt_bytes(disk.get('available'))} free")
         return lines
     lines = [f"qa_restore: {r.get('status')}{_seconds(r)}: {len(ebs)} EB(s) restored "
              f"({mode} calibration)"]
@@ -123,7 +113,7 @@ def _restore(r: Mapping[str, Any], verbose: bool) -> list[str]:
             lines.append(f"  renormalization {eb}: {what}"
                          + (f" ({_cut(rn['reason'], verbose)})" if rn.get("reason") else ""))
     if r.get("peak_disk_bytes"):
-        lines.append(f"  peak disk used: {_size(r['peak_disk_bytes'])}")
+        lines.append(f"  peak disk used: {fmt_bytes(r['peak_disk_bytes'])}")
     if r.get("error"):
         lines.append(f"  error: {_cut(r['error'], verbose)}")
     if verbose:
