@@ -33,7 +33,6 @@ __all__ = [
     "parse_quantity",
     "parse_range",
     "plane_label",
-    "requirement",
     "robust_rms",
     "thumbnail_figure",
     "thumbnail_png",
@@ -84,16 +83,6 @@ def outside_mask_rms(plane: np.ndarray, mask: np.ndarray | None) -> tuple[float,
     if not n:
         return math.nan, 0
     return _robust_rms_inplace(np.asarray(plane, dtype=np.float64)[good]), n
-
-
-def requirement(value: float | None, required: float | None, tolerance: float,
-                what: str) -> dict | None:
-    """Pass if ``value <= required × (1 + tolerance)``; None when either is missing."""
-    if value is None or required is None or not math.isfinite(value) or required <= 0:
-        return None
-    limit = required * (1.0 + tolerance)
-    return {"what": what, "value": value, "required": required, "tolerance": tolerance,
-            "limit": limit, "pass": bool(value <= limit)}
 
 
 def parse_quantity(text: str, unit: str) -> float | None:
