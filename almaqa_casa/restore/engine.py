@@ -270,15 +270,14 @@ def _blocked_result(plan: MemberPlan, member: Member, present: str) -> dict:
 
 # ---- the restore -------------------------------------------------------------------------
 def restore_member(member_dir: str | os.PathLike, opts: RestoreOptions,
-                   free: Callable[[str], int] = free_bytes, present: str | None = None,
-                   verify: bool = True) -> dict:
+                   free: Callable[[str], int] = free_bytes, present: str | None = None) -> dict:
     """Restore one member folder; returns its :func:`member_result` (see the task XML)."""
-    r = _restore_members([read_member(member_dir)], opts, free, present, verify=verify)
+    r = _restore_members([read_member(member_dir)], opts, free, present)
     return r["members"][0]
 
 
 def _restore_members(models: list[Member], opts: RestoreOptions,
-                     free: Callable[[str], int], present: str | None, verify: bool = True,
+                     free: Callable[[str], int], present: str | None,
                      params: Mapping[str, Any] | None = None) -> dict:
     present = present or _present_version()
     if opts.nprocs_auto and scale.servers():    # one EB per casampi server at a time
@@ -348,7 +347,7 @@ def _restore_members(models: list[Member], opts: RestoreOptions,
             res = member_result(plan, run, m)
             # verification, provenance (warning, MS HISTORY), restore.json/html
             from .verify import finish_member
-            finish_member(plan, m, res, verify, params or {"deliverydir": m.path},
+            finish_member(plan, m, res, opts.verify, params or {"deliverydir": m.path},
                           out.get("disk"))
         if res["status"] == "ok":
             _log(f"{plan.mous}: restored in {res['seconds']:.1f} s; results in {plan.calibrated}")
@@ -437,8 +436,7 @@ def restore(deliverydir: str, params: Mapping[str, Any],
             result["members"].append(_run_pipeline_script(m, opts))
         result["status"] = "ok"
         return result
-    out = _restore_members(models, opts, free, None, verify=bool(params.get("verify", True)),
-                           params={"deliverydir": deliverydir, **params})
+    out = _restore_members(models, opts, free, None, params={"deliverydir": deliverydir, **params})
     result["warnings"] += out.get("warnings", [])
     result["disk"] = out["disk"]
     for res in out["members"]:

@@ -38,6 +38,8 @@ class RestoreOptions:
     usems: bool = False
     ignoreversion: bool = False
     postscripts: bool = True
+    #: verify each restored EB after the run (restore/verify.py)
+    verify: bool = True
     #: total power: also run hsd_atmcor's sdatmcor / hsd_baseline's sdbaseline
     atmcor: bool = False
     sdbaseline: bool = False
@@ -133,6 +135,6 @@ def make_options(params: Mapping[str, Any], caller_globals: Mapping[str, Any] | 
         imagedir=str(params.get("imagedir", "") or ""), outdir=str(params.get("outdir", "") or ""),
         dryrun=bool(params.get("dryrun", False)), usepipeline=bool(params.get("usepipeline", False)),
         usems=bool(params.get("usems", False)), ignoreversion=bool(params.get("ignoreversion", False)),
-        postscripts=bool(params.get("postscripts", True)),
+        postscripts=bool(params.get("postscripts", True)), verify=bool(params.get("verify", True)),
         atmcor=bool(params.get("atmcor", False)), sdbaseline=bool(params.get("sdbaseline", False)),
         nprocs=nprocs, nprocs_auto=auto, sources=tuple(sources))
