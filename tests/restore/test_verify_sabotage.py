@@ -125,7 +125,7 @@ def test_gains_scaled_by_ten_percent_fail_the_flux_check(sabotaged_run):
                                    "flux.csv beyond the tolerance")
     for m in c["numbers"]["spws"]:
         assert m["ratio"] == pytest.approx(1 / 1.21, rel=2e-3), m
-        assert m["tolerance"] < 0.01
+        assert m["tolerance"] < 0.03
         assert f"spw {m['spw']}: {m['measured']:.4g} Jy vs {m['expected']:.4g} Jy (-17." \
                in c["message"]
     others = {c["check"]: c["status"] for c in report["ebs"][eb2]["verification"]["checks"]}
