@@ -101,6 +101,13 @@ def _almarenorm_module():
     return mod
 
 
+def _cold_atmosphere() -> None:
+    """Every timed run starts without the in-process atmosphere cache
+    (renorm.atm): a run must not profit from spectra the previous one made."""
+    from almaqa_casa.renorm.atm import clear_opacity_cache
+    clear_opacity_cache()
+
+
 def _pipeline_renorm(mod, vis: str, params: dict, caltable: str) -> dict:
     """hifa_renorm as the pipeline's restore runs it: ``alma_renorm`` (with its
     spectra plots) writing the correction table when the scaling exceeds the
@@ -109,13 +116,14 @@ def _pipeline_renorm(mod, vis: str, params: dict, caltable: str) -> dict:
     spw = inputs.spw_list(params.get("spw", ""))
     here = os.getcwd()
     os.chdir(os.path.dirname(vis))   # as in the pipeline's working folder (relative names)
-    try:
-        out = mod.alma_renorm(os.path.basename(vis), list(spw), True,
-                              params.get("threshold", 1.02),
-                              dict(params.get("excludechan") or {}),
-                              bool(params.get("atm_auto_exclude")),
-                              dict(params.get("bwthreshspw") or {}),
-                              os.path.relpath(caltable, os.path.dirname(vis)))
+    try:   # almarenorm.py prints to stdout, which --json keeps for the JSON document
+        with contextlib.redirect_stdout(sys.stderr):
+            out = mod.alma_renorm(os.path.basename(vis), list(spw), True,
+                                  params.get("threshold", 1.02),
+                                  dict(params.get("excludechan") or {}),
+                                  bool(params.get("atm_auto_exclude")),
+                                  dict(params.get("bwthreshspw") or {}),
+                                  os.path.relpath(caltable, os.path.dirname(vis)))
     finally:
         os.chdir(here)
     stats = out[-1] or {}
@@ -147,6 +155,7 @@ def reference(member: str, work: str, renorm_impl: str = "engine") -> dict:
     os.makedirs(work, exist_ok=True)
     prof: dict = {}
     maxima: dict = {}
+    _cold_atmosphere()
     t0 = time.perf_counter()
     with DiskSampler(work) as ds:
         for uid in info.ppr.asdms:
@@ -213,6 +222,7 @@ def _max_diff(a: dict, b: dict) -> float | None:
 
 def ours(member: str, outdir: str, level: int, nprocs: int) -> dict:
     from almaqa_casa import qa_restore
+    _cold_atmosphere()
     t0 = time.perf_counter()
     r = qa_restore(deliverydir=member, outdir=outdir, spacesaving=level, dosplit=True,
                    nprocs=nprocs)
