@@ -46,25 +46,28 @@ def _col(tb, name: str) -> list:
     return list(tb.getcol(name)) if tb.nrows() else []
 
 
+def _subtable_column(vis: str, subtable: str, name: str) -> list:
+    """One column of a subtable of ``vis`` (empty when it has no rows)."""
+    import casatools
+    tb = casatools.table()
+    tb.open(os.path.join(vis, subtable))
+    try:
+        return _col(tb, name)
+    finally:
+        tb.close()
+
+
 def read_meta(vis: str) -> MSMeta:
     """Field names, STATE obs modes, spw of each data description, channel
     frequencies, antennas, science spws (OBSERVE_TARGET, > 4 channels)."""
     import casatools
+    fields = [str(n) for n in _subtable_column(vis, "FIELD", "NAME")]
+    modes = read_states(vis)
+    dd_spw = read_dd_spw(vis)
+    ants = [str(n) for n in _subtable_column(vis, "ANTENNA", "NAME")]
     tb = casatools.table()
-    tb.open(os.path.join(vis, "FIELD"))
-    fields = [str(n) for n in _col(tb, "NAME")]
-    tb.close()
-    tb.open(os.path.join(vis, "STATE"))
-    modes = [str(m) for m in _col(tb, "OBS_MODE")]
-    tb.close()
-    tb.open(os.path.join(vis, "DATA_DESCRIPTION"))
-    dd_spw = [int(s) for s in _col(tb, "SPECTRAL_WINDOW_ID")]
-    tb.close()
     tb.open(os.path.join(vis, "SPECTRAL_WINDOW"))
     freqs = {i: np.asarray(tb.getcell("CHAN_FREQ", i), float) for i in range(tb.nrows())}
-    tb.close()
-    tb.open(os.path.join(vis, "ANTENNA"))
-    ants = [str(n) for n in _col(tb, "NAME")]
     tb.close()
     tb.open(vis)
     try:
@@ -204,23 +207,13 @@ def flag_summary(vis: str, flag_table: str = "") -> list[dict]:
 
 
 def read_states(vis: str) -> list[str]:
-    import casatools
-    tb = casatools.table()
-    tb.open(os.path.join(vis, "STATE"))
-    try:
-        return [str(m) for m in _col(tb, "OBS_MODE")]
-    finally:
-        tb.close()
+    """The STATE obs modes of ``vis``, by state id."""
+    return [str(m) for m in _subtable_column(vis, "STATE", "OBS_MODE")]
 
 
 def read_dd_spw(vis: str) -> list[int]:
-    import casatools
-    tb = casatools.table()
-    tb.open(os.path.join(vis, "DATA_DESCRIPTION"))
-    try:
-        return [int(s) for s in _col(tb, "SPECTRAL_WINDOW_ID")]
-    finally:
-        tb.close()
+    """The spw of each data description of ``vis``."""
+    return [int(s) for s in _subtable_column(vis, "DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID")]
 
 
 def flux_sample(vis: str, field_ids: Sequence[int], spw: int, column: str, meta: MSMeta,

@@ -13,6 +13,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,26 @@ import pytest
 import almaqa_casa  # noqa: F401  (configures CASA offline before casatools is used)
 
 INPUT_FOLDERS = ("raw", "product", "calibration", "script")
+
+
+def kill_once_recorded(cmd: list[str], record: Path, poll: float = 0.1) -> None:
+    """Start ``cmd`` (a qa_restore CLI run) and SIGKILL its process group as soon as
+    ``record`` (a step's completion record) exists, while the run is still going."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    t0 = time.time()
+    while not record.exists() and p.poll() is None and time.time() - t0 < 300:
+        time.sleep(poll)
+    assert p.poll() is None, "restore finished before it could be killed"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+
+
+def rerun_json(cmd: list[str]) -> dict:
+    """Run ``cmd`` (with ``--json``) to the end; its result dict."""
+    p2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert p2.returncode == 0, p2.stderr[-2000:]
+    return json.loads(p2.stdout)
 
 
 @pytest.fixture(autouse=True)

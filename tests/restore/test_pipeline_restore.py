@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ import pytest
 
 from almaqa_casa.synth.spec import CHECK
 
-from .conftest import link_all, make_shadow
+from .conftest import kill_once_recorded, link_all, make_shadow, rerun_json
 
 pytestmark = pytest.mark.slow
 
@@ -529,19 +527,9 @@ def test_killed_then_rerun(delivery, tmp_path, full_run):
     cmd = [sys.executable, "-m", "almaqa_casa", "qa_restore", "--deliverydir",
            delivery["member_dir"], "--outdir", str(out), "--SPACESAVING", "1", "--dosplit", "true",
            "--nprocs", "1", "--json"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         start_new_session=True)
-    rec = out / ".qa_restore" / f"{ebs[0]}__ms.json"
-    t0 = time.time()
-    while not rec.exists() and p.poll() is None and time.time() - t0 < 300:
-        time.sleep(0.2)
-    assert p.poll() is None, "restore finished before it could be killed"
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
+    kill_once_recorded(cmd, out / ".qa_restore" / f"{ebs[0]}__ms.json", poll=0.2)
     assert not (out / f"{ebs[1]}.ms.split.cal").exists()
-    p2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert p2.returncode == 0, p2.stderr[-2000:]
-    r = json.loads(p2.stdout)
+    r = rerun_json(cmd)
     skipped = {s["step"] for s in r["steps"] if s["skipped"]}
     assert f"{ebs[0]}:ms" in skipped and f"{ebs[0]}:caltables" in skipped
     assert not [p for p in (out / "working").iterdir() if ".partial-" in p.name]

@@ -11,13 +11,9 @@ baseline subtraction (method A) on request.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +21,7 @@ import pytest
 
 import almaqa_casa  # noqa: F401
 
-from .conftest import make_shadow
+from .conftest import kill_once_recorded, make_shadow, rerun_json
 
 pytestmark = pytest.mark.slow
 
@@ -161,18 +157,9 @@ def test_restore_is_resumable_after_a_kill(tp_delivery, full, tmp_path):
     out = tmp_path / "calibrated"
     cmd = [sys.executable, "-m", "almaqa_casa", "qa_restore", "--deliverydir", tp_delivery["member_dir"],
            "--outdir", str(out), "--nprocs", "1", "--json"]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    rec = out / ".qa_restore" / f"{ebs[0]}__tp-ms.json"
-    t0 = time.time()
-    while not rec.exists() and p.poll() is None and time.time() - t0 < 300:
-        time.sleep(0.1)
-    assert p.poll() is None, "restore finished before it could be killed"
-    os.killpg(p.pid, signal.SIGKILL)
-    p.wait()
+    kill_once_recorded(cmd, out / ".qa_restore" / f"{ebs[0]}__tp-ms.json")
     assert not (out / f"{ebs[1]}.ms.split.cal").exists()
-    p2 = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert p2.returncode == 0, p2.stderr[-2000:]
-    r = json.loads(p2.stdout)
+    r = rerun_json(cmd)
     skipped = {s["step"] for s in r["steps"] if s["skipped"]}
     assert {f"{ebs[0]}:caltables", f"{ebs[0]}:tp-ms"} <= skipped
     assert not [q for q in (out / "working").iterdir() if ".partial-" in q.name]
