@@ -7,7 +7,8 @@ records hifa_renorm, one applycal into the full MS with the calapply lines as
 a CASA cal library (as the pipeline's SerialApplycal does), mstransform split
 of CORRECTED (science spws).  The renormalization of the reference is
 computed by our engine (``--reference engine``, what qa_restore does, so
-both sides pay the same for it) or by the pipeline's own ``almarenorm.py``
+both sides pay the same for it; the atmosphere evaluated for every spw, as
+hifa_renorm does) or by the pipeline's own ``almarenorm.py``
 (``--reference almarenorm``: ``alma_renorm`` with its spectra plots, as
 hifa_renorm runs it; needs $ALMAQA_ALMARENORM); ``both`` (the default when
 $ALMAQA_ALMARENORM names a file) times both references in the same run.
@@ -178,7 +179,7 @@ def reference(member: str, work: str, renorm_impl: str = "engine") -> dict:
                 else:
                     extra: dict = {}
                     apps = renormstep.prepare(vis, rn, info.calapply[uid], work, uid, extra,
-                                              lambda *a: None)
+                                              lambda *a: None, atm_every_spw=True)
                     maxima[uid] = (extra.get("renorm") or {}).get("max_scaling", {})
             with _timed(prof, "applycal"):
                 lib = cs.write_callib(vis, apps, work, vis + ".callib.txt")

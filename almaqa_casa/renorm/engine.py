@@ -65,6 +65,13 @@ class Options:
     #: autocorrelations are read: None = one per spw up to the usable CPUs,
     #: 0 = in the calling thread, before the read (same numbers either way)
     atm_threads: int | None = None
+    #: with ``atm_auto_exclude`` off the atmosphere cannot change a scaling
+    #: or the table, only the false-positive warning, and that warning needs
+    #: a scaling above the threshold: evaluate the atmosphere after the
+    #: scaling and only for the spws where a spectrum exceeds the threshold
+    #: (same table, maxima and warnings; no transmission or suggested
+    #: exclusion for the other spws).  The restore sets it; the plots do not.
+    atm_only_if_exceeding: bool = False
 
 
 @dataclass
@@ -198,26 +205,16 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
     bp_for_spw = {s: sorted(set(info.bandpass_scans) & set(info.scans_for_spw[s])) for s in spws}
     # ---- atmosphere: once per spw, in worker threads while reading ---------
     use_atm = opt.check_false_positives or opt.atm_auto_exclude
-    atm = atmmod.AtmModel(bin_deg=opt.elevation_bin_deg) if use_atm else None
-    atm_jobs = _atm_inputs(vis, info, spws, plan) if use_atm else []
-    nthreads = (min(len(atm_jobs), _ncpu()) if opt.atm_threads is None
-                else min(len(atm_jobs), max(0, int(opt.atm_threads))))
-    pool = ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="renorm-atm") \
-        if nthreads else None
-    try:
-        for job in atm_jobs:
-            atm.set_spw(*job, executor=pool)
-        elevations: dict[int, float] = {}
-        if use_atm:
-            need = sorted({k for ks in plan.values() for k in ks})
-            for k, el in zip(need, atmmod.elevations_deg([_scan_pointing(info, k) for k in need])):
-                elevations[k] = el
+    defer_atm = use_atm and opt.atm_only_if_exceeding and not opt.atm_auto_exclude
+    if defer_atm:
+        use_atm = False
         sums, undone, good = _read(vis, info, spws, plan, bp_for_spw, opt)
-        if atm is not None:
-            atm.wait()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        atm, elevations = None, {}
+    else:
+        atm, elevations, (sums, undone, good) = _with_atmosphere(
+            vis, info, spws if use_atm else [], plan, opt,
+            lambda: _read(vis, info, spws, plan, bp_for_spw, opt))
+    kept: dict[tuple[str, int], list[tuple[int, int, np.ndarray]]] = {}
 
     # ---- the loop ------------------------------------------------------------
     excludechan = copy.deepcopy(dict(opt.excludechan or {}))
@@ -272,19 +269,13 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                         ratio = A / B
                     lines = None
                     if use_atm:
-                        fname = info.field_names[f]
-                        masks = atm_masks.setdefault((fname, s), {})
+                        masks = atm_masks.setdefault((info.field_names[f], s), {})
                         lines = atm.at(s, elevations[k], abs(si.widths[0]))
-                        if k not in masks:
-                            masks[k] = lines.mask
-                            if lines.mask.any():
-                                union = np.logical_or.reduce(list(masks.values()))
-                                rng = sp.mask_to_ranges(union)
-                                res.atm_exclude_cmd = ('excludechan={"%d":"%s"}'
-                                                       % (s, sp.ranges_to_string(rng)))
-                                if opt.atm_auto_exclude:
-                                    excludechan = _merge_excludechan(
-                                        excludechan, {str(s): sp.ranges_to_string(rng)})
+                        rng = _add_scan_mask(masks, k, lines.mask)
+                        if rng:
+                            res.atm_exclude_cmd = 'excludechan={"%d":"%s"}' % (s, rng)
+                            if opt.atm_auto_exclude:
+                                excludechan = _merge_excludechan(excludechan, {str(s): rng})
                     excl = (sp.parse_excludechan(excludechan[str(s)], si.freqs * 1e-9)
                             if str(s) in excludechan else None)
                     flagged = set()
@@ -302,17 +293,11 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                     flagged_of[(k, f)] = sorted(flagged)
                     nseg_used.append((r.nseg, r.dnchan))
                     values[(k, f)] = r.value
-                    if lines is not None and lines.mask.any():
+                    if lines is not None:
                         src = r.N_atm if (opt.atm_auto_exclude and r.N_atm is not None) else r.N
-                        nmax_atm = sp.peak_per_corr(src, lines.mask)
-                        if np.isnan(np.sum(nmax_atm)):
-                            atm_warning = bool(atm_warning) if atm_warning else False
-                        elif (nmax_atm > hardlim).any():
-                            atm_warning = True
-                        elif not atm_warning:
-                            atm_warning = False
-                    elif lines is not None and not atm_warning:
-                        atm_warning = False
+                        atm_warning = _atm_warns(lines, src, hardlim) or bool(atm_warning)
+                    elif defer_atm:
+                        kept.setdefault((t, s), []).append((k, f, r.N))
                     ok_ants = np.array([a not in flagged for a in range(info.nant)])
                     sum_n[:, :, ok_ants] += r.N[:, :, ok_ants]
                     cnt_n += ok_ants
@@ -356,12 +341,8 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
             res.summary_is_thresh = bool(use_t)
             res.exclusions = (sp.parse_excludechan(excludechan[str(s)], si.freqs * 1e-9)
                               if str(s) in excludechan else [])
-            m = atm_masks.get((t, s))
-            if m:
-                res.atm_ranges = sp.mask_to_ranges(np.logical_or.reduce(list(m.values())))
-            if use_atm and scans:
-                els = [elevations[k] for k in scans]
-                res.atm_transmission = atm.transmission(s, float(np.median(els)))
+            if use_atm:
+                _atm_summary(res, atm, atm_masks.get((t, s)), [elevations[k] for k in scans])
             # second pass: the table gets every scan/field with the final exclusions
             if opt.keep_spectra and res.exceeds:
                 final = (sp.parse_excludechan(excludechan[str(s)], si.freqs * 1e-9)
@@ -377,8 +358,102 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
             log(f"{vis}: target {t} spw {s}: max scaling {res.max_rn:.5f} "
                 f"(field {res.max_rn_field}); threshold {hardlim}: "
                 f"{'EXCEEDED' if res.exceeds else 'not exceeded'}")
+    if defer_atm:
+        atm = _deferred_atm_check(vis, info, plan, opt, results, kept, hardlim)
     return RunResult(vis, info.band, info.nant, info.antnames, info.fdm_spws, info.tdm_spws,
                      False, spws, results, atm, excludechan, info, undone)
+
+
+# ---- the atmospheric false-positive check --------------------------------------------
+def _with_atmosphere(vis: str, info: MSInfo, spws: Sequence[int],
+                     plan: dict[tuple[str, int], list[int]], opt: Options,
+                     work: Callable[[], object]) -> tuple:
+    """Evaluate the atmosphere of ``spws`` (none: no model) in worker threads
+    while ``work()`` runs; returns the model, the elevation of every planned
+    scan, and what ``work`` returned."""
+    if not spws:
+        return None, {}, work()
+    atm = atmmod.AtmModel(bin_deg=opt.elevation_bin_deg)
+    jobs = _atm_inputs(vis, info, spws, plan)
+    nthreads = (min(len(jobs), _ncpu()) if opt.atm_threads is None
+                else min(len(jobs), max(0, int(opt.atm_threads))))
+    pool = ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="renorm-atm") \
+        if nthreads else None
+    try:
+        for job in jobs:
+            atm.set_spw(*job, executor=pool)
+        need = sorted({k for (_, s), ks in plan.items() if s in spws for k in ks})
+        elevations = dict(zip(need, atmmod.elevations_deg([_scan_pointing(info, k)
+                                                           for k in need])))
+        out = work()
+        atm.wait()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return atm, elevations, out
+
+
+def _add_scan_mask(masks: dict[int, np.ndarray], scan: int, mask: np.ndarray) -> str | None:
+    """Keep the first line mask of ``scan``; when it has lines, the channel
+    ranges (excludechan syntax) of the union of the masks kept so far."""
+    if scan in masks:
+        return None
+    masks[scan] = mask
+    if not mask.any():
+        return None
+    return sp.ranges_to_string(sp.mask_to_ranges(np.logical_or.reduce(list(masks.values()))))
+
+
+def _atm_warns(lines: atmmod.AtmLines, N: np.ndarray, hardlim: float) -> bool:
+    """Whether one scan/field's scaling exceeds the threshold inside an
+    atmospheric line (``checkFalsePositives``): a likely false positive."""
+    if not lines.mask.any():
+        return False
+    nmax_atm = sp.peak_per_corr(N, lines.mask)
+    return bool(not np.isnan(np.sum(nmax_atm)) and (nmax_atm > hardlim).any())
+
+
+def _atm_summary(res: TargetSpw, atm: atmmod.AtmModel, masks: dict | None,
+                 elevations: Sequence[float]) -> None:
+    """The line ranges and the median-elevation transmission of one target/spw."""
+    if masks:
+        res.atm_ranges = sp.mask_to_ranges(np.logical_or.reduce(list(masks.values())))
+    if elevations:
+        res.atm_transmission = atm.transmission(res.spw, float(np.median(elevations)))
+
+
+def _deferred_atm_check(vis: str, info: MSInfo, plan: dict[tuple[str, int], list[int]],
+                        opt: Options, results: Sequence[TargetSpw],
+                        kept: dict[tuple[str, int], list[tuple[int, int, np.ndarray]]],
+                        hardlim: float) -> atmmod.AtmModel | None:
+    """The false-positive check of :attr:`Options.atm_only_if_exceeding`.
+
+    A warning needs a channel above the threshold, so a spw none of whose
+    scaling spectra exceeds it gets ``atm_warning=False`` (what the check
+    finds there) without the tool; the others are checked as in the loop.
+    """
+    need = sorted({s for (_, s), rows in kept.items()
+                   if any(np.nanmax(N) > hardlim for _, _, N in rows)})
+    atm, elevations, _ = _with_atmosphere(vis, info, need, plan, opt, lambda: None)
+    masks: dict[tuple[str, int], dict[int, np.ndarray]] = {}
+    for res in results:
+        rows = kept.get((res.target, res.spw), [])
+        if not rows:
+            continue
+        warning = False
+        if res.spw in need:
+            chanwidth = abs(info.spws[res.spw].widths[0])
+            for k, f, N in rows:
+                lines = atm.at(res.spw, elevations[k], chanwidth)
+                rng = _add_scan_mask(masks.setdefault((info.field_names[f], res.spw), {}),
+                                     k, lines.mask)
+                if rng:
+                    res.atm_exclude_cmd = 'excludechan={"%d":"%s"}' % (res.spw, rng)
+                warning = _atm_warns(lines, N, hardlim) or warning
+            _atm_summary(res, atm, masks.get((res.target, res.spw)),
+                         [elevations[k] for k in res.scans])
+        res.atm_warning = warning
+    return atm
 
 
 def _ncpu() -> int:

@@ -236,8 +236,14 @@ def _n_autocorr(vis: str) -> int:
 
 
 def compute(vis: str, request: RenormRequest, caltable: str,
-            log: Callable[[str, str], None], label: str = "") -> dict:
+            log: Callable[[str, str], None], label: str = "", *,
+            atm_every_spw: bool = False) -> dict:
     """Compute the renormalization of ``vis`` and write ``caltable`` if it is needed.
+
+    The atmospheric false-positive check runs only for the spws whose scaling
+    exceeds the threshold (the only ones it can warn for; the table does not
+    depend on it unless ``atm_auto_exclude``); ``atm_every_spw`` runs it for
+    every spw, as hifa_renorm does (the benchmark's reference).
 
     Returns a JSON-able record: ``applied`` (a table to apply was written),
     ``caltable``, ``spws`` (renormalized), ``max_scaling`` per target/spw,
@@ -273,7 +279,8 @@ def compute(vis: str, request: RenormRequest, caltable: str,
         opt = engine.Options(threshold=request.threshold, spws=inputs.spw_list(request.spw),
                              excludechan=dict(request.excludechan),
                              atm_auto_exclude=request.atm_auto_exclude,
-                             bwthreshspw=dict(request.bwthreshspw), keep_spectra=True)
+                             bwthreshspw=dict(request.bwthreshspw), keep_spectra=True,
+                             atm_only_if_exceeding=not atm_every_spw)
         rr = engine.run(vis, opt, log=lambda m: log(m, "INFO"))
     except Exception as exc:   # the restore goes on without it
         return done(f"{name}: the amplitude renormalization could not be computed "
@@ -361,7 +368,8 @@ def applications(apps: Sequence[CalApplication], working: str, uid: str,
 
 
 def prepare(vis: str, params: dict | None, apps: Sequence[CalApplication], working: str,
-            uid: str, extra: dict, log: Callable[[str, str], None]) -> list[CalApplication]:
+            uid: str, extra: dict, log: Callable[[str, str], None], *,
+            atm_every_spw: bool = False) -> list[CalApplication]:
     """The restore's renormalization of ``vis`` (after the flag restore).
 
     ``params`` are the plan's step parameters (:func:`parse_request` fields).
@@ -378,7 +386,7 @@ def prepare(vis: str, params: dict | None, apps: Sequence[CalApplication], worki
         return list(apps)
     req = parse_request({k: v for k, v in params.items()
                          if k not in ("caltable", "engine", "delivered_table")})
-    rec = compute(vis, req, ct, log, label=f"{uid}.ms")
+    rec = compute(vis, req, ct, log, label=f"{uid}.ms", atm_every_spw=atm_every_spw)
     extra["renorm"] = rec
 
     def warn(msg: str) -> None:

@@ -399,3 +399,38 @@ def test_opacity_cache_is_keyed_by_the_exact_inputs():
     assert t3.max() > tau.max()                    # more water, more opacity
     atmmod.clear_opacity_cache()
     assert atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)[2] is False
+
+
+def test_atmosphere_only_where_the_scaling_exceeds(line_ms, atm_ms):
+    """The restore's check (atm_only_if_exceeding) against hifa_renorm's (every spw):
+    same maxima, spectra and warnings; the tool runs only for exceeding spws."""
+    from almaqa_casa.renorm import atm as atmmod
+    from almaqa_casa.renorm import engine
+
+    def numbers(rr, assessed):
+        return [(r.target, r.spw, r.max_rn, r.exceeds, r.atm_warning,
+                 r.atm_ranges if r.spw in assessed else None,
+                 r.atm_exclude_cmd if r.spw in assessed else None,
+                 [(e.scan, e.field, e.value, e.nmax) for e in r.entries])
+                for r in rr.results]
+
+    for (path, _), exceeding in ((line_ms, {0}), (atm_ms, {0, 1})):
+        opt = dict(atm_auto_exclude=False, keep_spectra=True)
+        atmmod.clear_opacity_cache()
+        every = engine.run(path, engine.Options(**opt))
+        atmmod.clear_opacity_cache()
+        lazy = engine.run(path, engine.Options(atm_only_if_exceeding=True, **opt))
+        assert {r.spw for r in every.results if r.exceeds} == exceeding
+        assert every.atm.n_tool_calls == 2
+        assert lazy.atm.n_tool_calls == len(exceeding)
+        assert numbers(lazy, exceeding) == numbers(every, exceeding)
+        for a, b in zip(every.results, lazy.results):
+            assert a.spectra.keys() == b.spectra.keys()
+            for kf in a.spectra:
+                np.testing.assert_array_equal(a.spectra[kf], b.spectra[kf])
+            if a.spw in exceeding:
+                np.testing.assert_array_equal(a.atm_transmission, b.atm_transmission)
+            else:
+                assert a.atm_warning is False and b.atm_transmission is None
+    # the ozone residual of atm.ms warns either way (a false positive)
+    assert [r.atm_warning for r in lazy.results if r.spw == 1] == [True]
