@@ -18,6 +18,10 @@ per spw), then times, in interleaved rounds (best of ``--repeat``):
               line fit ran;
 * ATM warm  - the same call again without clearing the cache (what a second
               call on the same MS or conditions costs);
+* no auto-exclusion - hifa_renorm's default (atm_auto_exclude=False), cold, with
+              the false-positive check on every spw, and as the restore runs
+              it (atm_only_if_exceeding: the atmosphere only for spws whose
+              scaling exceeds the threshold; same maxima and warnings);
 * pipeline  - optionally, the ALMA pipeline's almarenorm.py on the same MS
               (set ALMAQA_ALMARENORM=/path/to/almarenorm.py), plots off;
 * plots     - the full task once (heuristic + plots + HTML + JSON).
@@ -162,15 +166,20 @@ def measure(args) -> dict:
     pipeline = load_pipeline(ref, vis) if os.path.isfile(ref) else None
     noatm = engine.Options(check_false_positives=False, atm_auto_exclude=False)
 
-    def cold():
+    def cold(**kw):
         atmmod.clear_opacity_cache()
-        return engine.run(vis, engine.Options())
+        return engine.run(vis, engine.Options(**kw))
 
     variants = {"floor": lambda: read_auto_rows_only(vis, ddids, scans),
                 "floor_in_casacore": lambda: read_auto_in_casacore(vis, ddids, scans),
                 "no_atm": lambda: engine.run(vis, noatm),
                 "with_atm": cold,
-                "with_atm_warm_cache": lambda: engine.run(vis, engine.Options())}
+                "with_atm_warm_cache": lambda: engine.run(vis, engine.Options()),
+                # hifa_renorm's default (no auto-exclusion): the check on every spw, and
+                # the restore's way (only where a scaling exceeds the threshold)
+                "no_auto_exclude_every_spw": lambda: cold(atm_auto_exclude=False),
+                "no_auto_exclude_if_exceeding": lambda: cold(atm_auto_exclude=False,
+                                                             atm_only_if_exceeding=True)}
     if pipeline is not None:
         variants["pipeline"] = pipeline
     wall: dict[str, float] = {}
@@ -210,6 +219,18 @@ def measure(args) -> dict:
                        "line_fits_elevation_bins": rr.atm.n_fits,
                        "threads": min(len(info.fdm_spws), engine._ncpu())},
         "profile_inline_cold_run": prof,
+        "no_auto_exclude": {
+            "spws_exceeding": sorted(r.spw for r in outs["no_auto_exclude_every_spw"].results
+                                     if r.exceeds),
+            "tool_runs_every_spw": outs["no_auto_exclude_every_spw"].atm.n_tool_calls,
+            "tool_runs_if_exceeding": getattr(outs["no_auto_exclude_if_exceeding"].atm,
+                                              "n_tool_calls", 0),
+            "same_maxima_and_warnings": [(r.max_rn, r.atm_warning) for r in
+                                         outs["no_auto_exclude_every_spw"].results]
+                                        == [(r.max_rn, r.atm_warning) for r in
+                                            outs["no_auto_exclude_if_exceeding"].results],
+            "speedup": round(wall["no_auto_exclude_every_spw"]
+                             / wall["no_auto_exclude_if_exceeding"], 3)},
     }
     if pipeline is not None:
         st = outs["pipeline"]
@@ -246,6 +267,12 @@ def print_text(r: dict) -> None:
              f"{ms['target_scans']} target scans"),
             ("same, opacity cached in-process", "with_atm_warm_cache",
              f"; tool runs {a['tool_runs_warm']}"),
+            ("no auto-exclusion, check on every spw", "no_auto_exclude_every_spw",
+             f"; tool runs {r['no_auto_exclude']['tool_runs_every_spw']}"),
+            ("same, check where exceeding (restore)", "no_auto_exclude_if_exceeding",
+             f"; tool runs {r['no_auto_exclude']['tool_runs_if_exceeding']} (spws exceeding "
+             f"{r['no_auto_exclude']['spws_exceeding']}); same maxima and warnings: "
+             f"{r['no_auto_exclude']['same_maxima_and_warnings']}"),
             ("full task (heuristic + plots + HTML)", "full_task_with_plots", "")]
     if "pipeline" in r:
         p = r["pipeline"]
