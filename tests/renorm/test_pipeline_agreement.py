@@ -44,6 +44,7 @@ def _pipeline(vis, **kw):
     ({"flag_ant_scan": [4, 5]}, {}),
     ({"atm": True}, {}),
     ({"atm": True}, {"atm_auto_exclude": False}),
+    ({"atm": True}, {"atm_auto_exclude": False, "atm_only_if_exceeding": True}),   # restore
     ({"atm": True}, {"excludechan": {"0": "100~140"}}),
     ({"mosaic": True, "flag_ant_scan": [2, 5]}, {}),
 ])
