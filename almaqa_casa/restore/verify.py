@@ -208,6 +208,45 @@ def _jyperk_check(plan: MemberPlan, uid: str, vis: str, column: str, meta: vio.M
     return c
 
 
+def _selfcal_check(plan: MemberPlan, uid: str) -> vr.Check | None:
+    """The targets MSs of an EB the restore self-calibrated: CORRECTED_DATA differs from
+    DATA in the fields and spws selfcal.json applies the tables to, and equals it
+    elsewhere (None: no selfcal step for this EB)."""
+    from .steps.selfcal import _spw_keys, spw_selection
+    step = next((s for s in plan.steps if s.id == f"{uid}:selfcal"), None)
+    if step is None:
+        return None
+    apps = step.params.get("applications") or []
+    samples: list[dict] = []
+    missing: list[str] = []
+    ref_keys = _spw_keys(step.inputs[0]) if os.path.isdir(step.inputs[0]) else {}
+    for vis in step.inputs:
+        name = os.path.basename(vis)
+        mine = [a for a in apps if a["vis"] == name]
+        if not mine:
+            continue
+        if not os.path.isfile(os.path.join(vis, "table.dat")):
+            missing.append(f"{name} does not exist")
+            continue
+        meta = vio.read_meta(vis)
+        if "CORRECTED_DATA" not in meta.columns:
+            missing.append(f"{name} has no CORRECTED_DATA column")
+            continue
+        keys = _spw_keys(vis)
+        applied = {(a["field"], int(x)) for a in mine
+                   for x in spw_selection(a["spw"], ref_keys or keys, keys, vis).split(",") if x}
+        for f, field in enumerate(meta.field_names):
+            for smp in vio.sample_rows(vis, f"FIELD_ID=={f}", "CORRECTED_DATA", meta,
+                                       f"{name} field {field}", compare="DATA"):
+                samples.append({"ms": name, "field": field, "spw": smp["spw"],
+                                "applied": (field, smp["spw"]) in applied,
+                                "unflagged": smp["unflagged"], "unchanged": smp["unchanged"]})
+    if missing:
+        return vr.Check("selfcal", "fail", f"{uid}: selfcal: the self-calibration is not "
+                        "applied: " + "; ".join(missing), {"samples": samples})
+    return vr.selfcal_rule(uid, samples)
+
+
 def _flux_check(eb: str, vis: str, column: str, meta: vio.MSMeta,
                 entries: Sequence[FluxEntry], where: str, error: str) -> vr.Check:
     if error:
@@ -354,6 +393,9 @@ def verify_eb(plan: MemberPlan, member: Member, uid: str, outputs: Sequence[str]
         rn, rec = _renorm_check(uid, plan, vis, meta, ms_step.params if ms_step else {}, extra)
         checks.append(rn)
         out["renorm"] = rec
+        sc = _selfcal_check(plan, uid)
+        if sc is not None:
+            checks.append(sc)
     else:
         why = "manual calibration (the delivered script calibrates; no calapply.txt)"
         checks += [vr.skip(uid, "calapply", why), vr.skip(uid, "coverage", why),
