@@ -13,6 +13,14 @@ check and the numbers; ``verify=False`` skips all of it.
 
 Manually calibrated EBs have no calapply.txt, no Pipeline_Final version and
 no manifest: their ``split.cal`` gets the data check (every field sampled).
+
+Total power EBs are checked on their autocorrelations (the calibrated
+column: DATA of the split, FLOAT_DATA where that holds it, CORRECTED_DATA
+of the full MS), against the ON_SOURCE rows the calapply lines calibrate;
+``jyperk`` (:mod:`.verify_tp`) measures the Jy/K factor in the data; flux
+and renorm do not apply.  Self-calibrated targets (``selfcal``) are checked
+on the targets MSs.  A check that examined nothing fails, and an EB none of
+whose checks passed fails (:func:`.verify_rules.nothing_examined`).
 """
 from __future__ import annotations
 
@@ -44,6 +52,13 @@ def _log(msg: str, level: str = "INFO") -> None:
 
 
 # ---- what to verify -----------------------------------------------------------------
+def _calibrated_column(column: str, meta: vio.MSMeta) -> str:
+    """A split of autocorrelation-only data may hold FLOAT_DATA instead of DATA."""
+    if column == "DATA" and "DATA" not in meta.columns and "FLOAT_DATA" in meta.columns:
+        return "FLOAT_DATA"
+    return column
+
+
 def _verified_ms(plan: MemberPlan, uid: str, outputs: Sequence[str]) -> tuple[str, str]:
     """The MS that holds an EB's calibrated data, and its calibrated column."""
     split = os.path.join(plan.calibrated, f"{uid}.ms.split.cal")
@@ -85,9 +100,13 @@ def read_flux_entries(member: Member) -> tuple[list[FluxEntry], str, str]:
 
 
 # ---- the checks of one EB ------------------------------------------------------------------
-def _line_checks(eb: str, vis: str, column: str, meta: vio.MSMeta, apps) -> list[vr.Check]:
+def _line_checks(eb: str, vis: str, column: str, meta: vio.MSMeta, apps,
+                 auto: bool = False) -> list[vr.Check]:
+    """calapply, coverage and data of an EB with calapply lines (``auto``: total
+    power, its autocorrelations)."""
     lines, wheres, samples = [], [], []
-    compare = "DATA" if column == "CORRECTED_DATA" and "DATA" in meta.columns else ""
+    raw = "FLOAT_DATA" if auto and "FLOAT_DATA" in meta.columns else "DATA"
+    compare = raw if column == "CORRECTED_DATA" and raw in meta.columns else ""
     for a in apps:
         sel = vr.line_selection(a, meta.field_names, meta.state_modes, meta.dd_spw,
                                 meta.antenna_names)
@@ -101,7 +120,7 @@ def _line_checks(eb: str, vis: str, column: str, meta: vio.MSMeta, apps) -> list
         lines.append(dict(entry, rows=vio.count_rows(vis, where)))
         samples += vio.sample_rows(vis, where, column, meta,
                                    f"{entry['source']} ({a.intent or 'all intents'})",
-                                   compare=compare)
+                                   compare=compare, auto=auto)
     out = [vr.calapply_rule(eb, lines)]
     states = vr.scope_states(meta.state_modes)
     sci = meta.ddids_of(meta.science_spws)
@@ -113,34 +132,119 @@ def _line_checks(eb: str, vis: str, column: str, meta: vio.MSMeta, apps) -> list
         scope = (f"STATE_ID IN [{','.join(map(str, states))}] && DATA_DESC_ID IN "
                  f"[{','.join(map(str, sci))}]")
         covered = " || ".join(wheres) if wheres else "F"
-        groups, in_scope = vio.uncovered_groups(vis, meta, scope, covered)
-        out.append(vr.coverage_rule(eb, groups, in_scope))
+        groups, in_scope = vio.uncovered_groups(vis, meta, scope, covered, auto=auto)
+        out.append(vr.coverage_rule(eb, groups, in_scope,
+                                    "autocorrelation" if auto else "cross-correlation"))
     out.append(vr.data_rule(eb, samples, column))
     return out
 
 
-def _field_samples(eb: str, vis: str, column: str, meta: vio.MSMeta) -> vr.Check:
+def _field_samples(eb: str, vis: str, column: str, meta: vio.MSMeta,
+                   auto: bool = False) -> vr.Check:
     """The data check of an MS without calapply lines: every field, sampled."""
     samples = []
     for f, name in enumerate(meta.field_names):
-        samples += vio.sample_rows(vis, f"FIELD_ID=={f}", column, meta, f"field {name}")
+        samples += vio.sample_rows(vis, f"FIELD_ID=={f}", column, meta, f"field {name}",
+                                   auto=auto)
     return vr.data_rule(eb, samples, column)
 
 
-def _flags_check(eb: str, plan: MemberPlan, vis: str, extra: Mapping) -> vr.Check:
+def _flags_check(eb: str, plan: MemberPlan, vis: str, extra: Mapping,
+                 auto: bool = False) -> vr.Check:
     full = os.path.join(plan.working, f"{eb}.ms")
     pf = os.path.join(full + ".flagversions", "flags.Pipeline_Final")
     reference, src = None, ""
     if os.path.isfile(os.path.join(full, "table.dat")) and os.path.isdir(pf):
-        reference, src = vio.flag_summary(full, pf), pf
+        reference, src = vio.flag_summary(full, pf, auto=auto), pf
     elif extra.get("pipeline_final_flags") is not None:
         reference, src = extra["pipeline_final_flags"], "the restore's record of Pipeline_Final"
     if reference is None:
         return vr.skip(eb, "flags", "no Pipeline_Final flag counts at hand (the full MS was "
                                     "deleted and the restore recorded none)")
-    c = vr.flags_rule(eb, vio.flag_summary(vis), reference)
+    c = vr.flags_rule(eb, vio.flag_summary(vis, auto=auto), reference)
     c.numbers["reference"] = src
     return c
+
+
+def _flat(nested: Mapping | None) -> dict[tuple[str, int, str], float]:
+    """antenna -> spw -> pol -> factor as {(antenna, spw, pol): factor}."""
+    return {(str(a), int(s), str(p)): float(v) for a, ds in (nested or {}).items()
+            for s, dp in ds.items() for p, v in dp.items()}
+
+
+def _jyperk_check(plan: MemberPlan, uid: str, vis: str, column: str, meta: vio.MSMeta,
+                  apps, extra: Mapping) -> vr.Check:
+    """Total power: the Jy/K factor the calibrated data carry against the delivered one."""
+    from . import verify_tp
+    from .casasteps import k2jy_factors
+    rec = dict(extra.get("jyperk") or {})
+    table = os.path.join(plan.working, rec["table"]) if rec.get("table") else ""
+    reference = _flat(rec.get("delivered"))
+    source = os.path.basename(str(rec.get("source", "")).split("::")[-1])
+    if not reference and rec.get("route") == "table" and os.path.isdir(table):
+        reference, source = k2jy_factors(table, vis), rec["table"] + " (delivered table)"
+    full = os.path.join(plan.working, f"{uid}.ms")
+    unit = vio.column_unit(vis, column)
+    if os.path.isfile(os.path.join(full, "table.dat")) and "FLOAT_DATA" in vio.read_meta(
+            full).columns:
+        sels = [vr.line_selection(a, meta.field_names, meta.state_modes, meta.dd_spw,
+                                  meta.antenna_names) for a in apps]
+        where = " || ".join(vr.selection_taql(s) for s in sels if not isinstance(s, str)) or "F"
+        measured, counts = verify_tp.measure_jyperk(full, plan.working, apps, where, vis,
+                                                    column, meta)
+        how = (f"measured in {os.path.basename(vis)} {column} against working/{uid}.ms "
+               f"recalibrated without the Jy/K table: {counts['spectra']} spectra at "
+               f"{counts['times']} ON_SOURCE times, {counts['channels']} channels")
+    elif os.path.isdir(table):
+        measured = k2jy_factors(table, vis)
+        how = (f"working/{uid}.ms deleted (SPACESAVING >= 2): the factors of the applied table "
+               f"{rec['table']}, not measured in the data")
+    else:
+        measured = _flat(rec.get("applied"))
+        how = (f"working/{uid}.ms deleted (SPACESAVING >= 2): the restore's record of the "
+               "factors applied, not measured in the data")
+    c = vr.jyperk_rule(uid, unit, reference, measured, how, source)
+    c.numbers["route"] = rec.get("route")
+    return c
+
+
+def _selfcal_check(plan: MemberPlan, uid: str) -> vr.Check | None:
+    """The targets MSs of an EB the restore self-calibrated: CORRECTED_DATA differs from
+    DATA in the fields and spws selfcal.json applies the tables to, and equals it
+    elsewhere (None: no selfcal step for this EB)."""
+    from .steps.selfcal import _spw_keys, spw_selection
+    step = next((s for s in plan.steps if s.id == f"{uid}:selfcal"), None)
+    if step is None:
+        return None
+    apps = step.params.get("applications") or []
+    samples: list[dict] = []
+    missing: list[str] = []
+    ref_keys = _spw_keys(step.inputs[0]) if os.path.isdir(step.inputs[0]) else {}
+    for vis in step.inputs:
+        name = os.path.basename(vis)
+        mine = [a for a in apps if a["vis"] == name]
+        if not mine:
+            continue
+        if not os.path.isfile(os.path.join(vis, "table.dat")):
+            missing.append(f"{name} does not exist")
+            continue
+        meta = vio.read_meta(vis)
+        if "CORRECTED_DATA" not in meta.columns:
+            missing.append(f"{name} has no CORRECTED_DATA column")
+            continue
+        keys = _spw_keys(vis)
+        applied = {(a["field"], int(x)) for a in mine
+                   for x in spw_selection(a["spw"], ref_keys or keys, keys, vis).split(",") if x}
+        for f, field in enumerate(meta.field_names):
+            for smp in vio.sample_rows(vis, f"FIELD_ID=={f}", "CORRECTED_DATA", meta,
+                                       f"{name} field {field}", compare="DATA"):
+                samples.append({"ms": name, "field": field, "spw": smp["spw"],
+                                "applied": (field, smp["spw"]) in applied,
+                                "unflagged": smp["unflagged"], "unchanged": smp["unchanged"]})
+    if missing:
+        return vr.Check("selfcal", "fail", f"{uid}: selfcal: the self-calibration is not "
+                        "applied: " + "; ".join(missing), {"samples": samples})
+    return vr.selfcal_rule(uid, samples)
 
 
 def _flux_check(eb: str, vis: str, column: str, meta: vio.MSMeta,
@@ -150,6 +254,9 @@ def _flux_check(eb: str, vis: str, column: str, meta: vio.MSMeta,
     mine = [e for e in entries if e.ms in (f"{eb}.ms", eb)]
     if not mine:
         return vr.skip(eb, "flux", "no flux.csv entry for this EB" if entries else "no flux.csv")
+    if not any(e.spw in meta.spw_freqs for e in mine):
+        return vr.skip(eb, "flux", "none of the spws flux.csv gives for this EB ("
+                       + ",".join(sorted({str(e.spw) for e in mine})) + ") is in the MS")
     amp = {i for i, m in enumerate(meta.state_modes)
            if "AMPLITUDE" in vr.obsmode_intents(m)}
     by_field: dict[str, list[FluxEntry]] = {}
@@ -243,14 +350,16 @@ def verify_eb(plan: MemberPlan, member: Member, uid: str, outputs: Sequence[str]
     """
     t0 = time.perf_counter()
     vis, column = _verified_ms(plan, uid, outputs)
+    tp = bool(member.total_power)
     if not vis and calibrated_ms and os.path.isfile(os.path.join(calibrated_ms, "table.dat")):
         meta = vio.read_meta(calibrated_ms)
         why = (f"{uid}.ms.split.cal was deleted (SPACESAVING >= 3) once calibrated.ms existed; "
                "calibrated.ms holds every EB")
         checks = [vr.skip(uid, c, why) for c in ("calapply", "coverage")]
-        checks.append(_field_samples(uid, calibrated_ms, "DATA", meta))
+        col = _calibrated_column("DATA", meta)
+        checks.append(_field_samples(uid, calibrated_ms, col, meta, auto=tp))
         checks += [vr.skip(uid, c, why) for c in ("flags", "flux", "renorm")]
-        return {"ms": calibrated_ms, "column": "DATA", "renorm": None,
+        return {"ms": calibrated_ms, "column": col, "renorm": None,
                 "checks": [c.as_dict() for c in checks], "status": vr.eb_status(checks),
                 "seconds": round(time.perf_counter() - t0, 2)}
     out: dict[str, Any] = {"ms": vis, "column": column, "checks": [], "renorm": None}
@@ -260,10 +369,21 @@ def verify_eb(plan: MemberPlan, member: Member, uid: str, outputs: Sequence[str]
         out.update(status="failed", checks=[c.as_dict()])
         return out
     meta = vio.read_meta(vis)
+    column = _calibrated_column(column, meta)
+    out["column"] = column
     checks: list[vr.Check] = []
     if column not in meta.columns:
         checks.append(vr.Check("data", "fail", f"{uid}: data: {vis} has no {column} column: "
                                "the calibration was not applied"))
+    elif plan.mode == "pipeline" and uid in member.calapply and member.total_power:
+        extra = _step_extra(plan, f"{uid}:tp-ms")
+        na = "not applicable to total power"
+        checks += _line_checks(uid, vis, column, meta, member.calapply[uid], auto=True)
+        checks.append(_flags_check(uid, plan, vis, extra, auto=True))
+        checks.append(_jyperk_check(plan, uid, vis, column, meta, member.calapply[uid], extra))
+        checks += [vr.skip(uid, "flux", f"{na} (no flux calibrator; jyperk checks the "
+                                        "amplitude scale)"),
+                   vr.skip(uid, "renorm", f"{na} (no amplitude renormalization)")]
     elif plan.mode == "pipeline" and uid in member.calapply:
         ms_step = next((s for s in plan.steps if s.id == f"{uid}:ms"), None)
         extra = _step_extra(plan, f"{uid}:ms")
@@ -273,14 +393,20 @@ def verify_eb(plan: MemberPlan, member: Member, uid: str, outputs: Sequence[str]
         rn, rec = _renorm_check(uid, plan, vis, meta, ms_step.params if ms_step else {}, extra)
         checks.append(rn)
         out["renorm"] = rec
+        sc = _selfcal_check(plan, uid)
+        if sc is not None:
+            checks.append(sc)
     else:
         why = "manual calibration (the delivered script calibrates; no calapply.txt)"
         checks += [vr.skip(uid, "calapply", why), vr.skip(uid, "coverage", why),
-                   _field_samples(uid, vis, column, meta),
+                   _field_samples(uid, vis, column, meta, auto=tp),
                    vr.skip(uid, "flags", "no Pipeline_Final flag version (manual calibration)"),
                    _flux_check(uid, vis, column, meta, *flux)
                    if flux[0] else vr.skip(uid, "flux", "no flux.csv"),
                    vr.skip(uid, "renorm", "no manifest hifa_renorm (manual calibration)")]
+    none = vr.nothing_examined(uid, checks)
+    if none is not None:
+        checks.append(none)
     out["checks"] = [c.as_dict() for c in checks]
     out["status"] = vr.eb_status(checks)
     out["seconds"] = round(time.perf_counter() - t0, 2)

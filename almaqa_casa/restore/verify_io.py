@@ -15,7 +15,7 @@ import numpy as np
 
 from .verify_rules import obsmode_intents
 
-__all__ = ["MSMeta", "count_rows", "flag_summary", "flux_sample", "history_rows", "read_meta",
+__all__ = ["MSMeta", "column_unit", "corr_taql", "count_rows", "flag_summary", "flux_sample", "history_rows", "read_meta",
            "sample_rows", "uncovered_groups"]
 
 
@@ -40,6 +40,11 @@ class MSMeta:
 
     def ddids_of(self, spws: Sequence[int]) -> list[int]:
         return [d for d, s in enumerate(self.dd_spw) if s in set(spws)]
+
+
+def corr_taql(auto: bool = False, prefix: str = "") -> str:
+    """The rows a check reads: cross-correlations, or (total power) autocorrelations."""
+    return f"{prefix}ANTENNA1{'==' if auto else '!='}{prefix}ANTENNA2"
 
 
 def _col(tb, name: str) -> list:
@@ -118,10 +123,12 @@ def count_rows(vis: str, where: str) -> int:
         tb.close()
 
 
-def uncovered_groups(vis: str, meta: MSMeta, scope: str, covered: str) -> tuple[list[dict], int]:
-    """Unflagged cross-correlation rows in ``scope`` not matching ``covered``,
-    grouped by intent, field and spw; and the count of unflagged rows in scope."""
-    base = f"ANTENNA1!=ANTENNA2 && {scope} && !all(FLAG)"
+def uncovered_groups(vis: str, meta: MSMeta, scope: str, covered: str,
+                     auto: bool = False) -> tuple[list[dict], int]:
+    """Unflagged cross-correlation (``auto``: autocorrelation) rows in ``scope`` not
+    matching ``covered``, grouped by intent, field and spw; and the count of
+    unflagged rows in scope."""
+    base = f"{corr_taql(auto)} && {scope} && !all(FLAG)"
     in_scope = count_rows(vis, base)
     d = _taql(vis, f"SELECT STATE_ID AS st I4, FIELD_ID AS fld I4, DATA_DESC_ID AS dd I4, "
                    f'gcount() AS n R8 FROM "{os.path.abspath(vis)}" WHERE {base} && '
@@ -135,18 +142,19 @@ def uncovered_groups(vis: str, meta: MSMeta, scope: str, covered: str) -> tuple[
 
 
 def sample_rows(vis: str, where: str, column: str, meta: MSMeta, label: str,
-                nrows: int = 16, compare: str = "") -> list[dict]:
-    """Up to ``nrows`` evenly spread unflagged-row samples per spw of a selection.
+                nrows: int = 16, compare: str = "", auto: bool = False) -> list[dict]:
+    """Up to ``nrows`` evenly spread unflagged-row samples per spw of a selection
+    (cross-correlations; ``auto``: autocorrelations, total power).
 
     Per spw: unflagged samples read, how many are non-finite, how many zero,
-    and (``compare``, e.g. 'DATA') how many equal that column."""
+    and (``compare``, e.g. 'DATA' or 'FLOAT_DATA') how many equal that column."""
     import casatools
     tb = casatools.table()
     out = []
     tb.open(vis)
     try:
         for dd in sorted(set(range(len(meta.dd_spw)))):
-            q = tb.query(f"{where} && DATA_DESC_ID=={dd} && ANTENNA1!=ANTENNA2 && !all(FLAG)",
+            q = tb.query(f"{where} && DATA_DESC_ID=={dd} && {corr_taql(auto)} && !all(FLAG)",
                          columns=f"{column},FLAG" + (f",{compare}" if compare else ""))
             try:
                 n = q.nrows()
@@ -174,8 +182,9 @@ def sample_rows(vis: str, where: str, column: str, meta: MSMeta, label: str,
     return out
 
 
-def flag_summary(vis: str, flag_table: str = "") -> list[dict]:
-    """Flag counts of the cross-correlations per scan, intent and spw.
+def flag_summary(vis: str, flag_table: str = "", auto: bool = False) -> list[dict]:
+    """Flag counts of the cross-correlations (``auto``: the autocorrelations, total
+    power) per scan, intent and spw.
 
     With ``flag_table`` (a flag version of ``vis``, row-aligned, e.g.
     ``<ms>.flagversions/flags.Pipeline_Final``) the counts are that
@@ -191,7 +200,7 @@ def flag_summary(vis: str, flag_table: str = "") -> list[dict]:
     d = _taql(vis, f"SELECT m.SCAN_NUMBER AS scan I4, m.STATE_ID AS st I4, m.DATA_DESC_ID AS dd "
                    f"I4, gcount() AS nrow R8, gsum(iif(all({src}.FLAG),1,0)) AS frow R8, "
                    f"gsum(ntrue({src}.FLAG)) AS fs R8, gsum(nelements({src}.FLAG)) AS ns R8 "
-                   f"FROM {frm} WHERE m.ANTENNA1!=m.ANTENNA2 GROUPBY m.SCAN_NUMBER, m.STATE_ID, "
+                   f"FROM {frm} WHERE {corr_taql(auto, 'm.')} GROUPBY m.SCAN_NUMBER, m.STATE_ID, "
                    "m.DATA_DESC_ID")
     out: dict[tuple[int, str, int], list[int]] = {}
     for k in range(d["scan"].size if "scan" in d else 0):
@@ -279,6 +288,18 @@ def flux_sample(vis: str, field_ids: Sequence[int], spw: int, column: str, meta:
             "short_long": (float(short.mean()) if short.size else float("nan"),
                            float(long.mean()) if long.size else float("nan")),
             "freqs": [float(x) for x in freqs], "uvrange_m": [lo, hi]}
+
+
+def column_unit(vis: str, column: str) -> str:
+    """The UNIT keyword of a data column ('' when it has none)."""
+    import casatools
+    tb = casatools.table()
+    tb.open(vis)
+    try:
+        kw = tb.getcolkeywords(column) if column in tb.colnames() else {}
+    finally:
+        tb.close()
+    return str((kw or {}).get("UNIT", ""))
 
 
 def history_rows(vis: str) -> tuple[list[str], list[str]]:

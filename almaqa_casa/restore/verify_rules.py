@@ -20,7 +20,15 @@ with the reason).  A message always names the EB, the check and the numbers.
   flux.csv within a tolerance derived from its spectral index, its uv
   coverage and the noise of the sample (:func:`flux_tolerance`);
 * ``renorm``: the amplitude renormalization is applied where the manifest
-  asks, with its factor recorded, and never twice.
+  asks, with its factor recorded, and never twice;
+* ``jyperk`` (total power): the calibrated spectra are in Jy, with the Jy/K
+  factor per antenna, spw and polarization the delivery gives;
+* ``selfcal`` (self-calibrated targets): the targets MSs carry the
+  self-calibration where selfcal.json applies it, and only there.
+
+A check that examined nothing (no row in scope, no flag group, no sample)
+never passes: it fails saying what it expected to find.  A check that does
+not apply to the EB is ``skip`` with the reason.
 """
 from __future__ import annotations
 
@@ -40,12 +48,17 @@ from ..delivery.calapply import (
     restrict_intents,
 )
 
-__all__ = ["CHECKS", "FLAG_RTOL", "NSIGMA", "Check", "Selection", "applied_renorm_counts",
-           "calapply_rule", "coverage_rule", "data_rule", "eb_status", "flags_rule",
-           "flux_rule", "flux_tolerance", "line_selection", "obsmode_intents", "renorm_rule",
-           "selection_taql", "skip"]
+__all__ = ["CHECKS", "FLAG_RTOL", "JYPERK_RTOL", "NSIGMA", "Check", "Selection",
+           "applied_renorm_counts", "calapply_rule", "coverage_rule", "data_rule", "eb_status",
+           "flags_rule", "flux_rule", "flux_tolerance", "jyperk_rule", "line_selection",
+           "nothing_examined", "obsmode_intents", "renorm_rule", "selection_taql", "selfcal_rule",
+           "skip"]
 
-CHECKS = ("calapply", "coverage", "data", "flags", "flux", "renorm")
+CHECKS = ("calapply", "coverage", "data", "flags", "flux", "renorm", "jyperk", "selfcal")
+#: A Jy/K factor measured in the data agrees with the delivered one to this relative
+#: tolerance (the two calibrations differ by float32 rounding: about 1e-6 on the
+#: synthetic TP delivery; a factor written with 3 significant digits is still 1e-3 off).
+JYPERK_RTOL = 1e-4
 #: The pipeline's regression tests compare flag counts at this relative tolerance.
 FLAG_RTOL = 1e-7
 #: Standard errors of the sample mean allowed for noise in the flux comparison
@@ -74,6 +87,15 @@ class Check:
 
 def skip(eb: str, check: str, why: str) -> Check:
     return Check(check, "skip", f"{eb}: {check}: not checked: {why}")
+
+
+def nothing_examined(eb: str, checks: Sequence[Check]) -> Check | None:
+    """A failure when no check of an EB passed: skips and warnings alone are no
+    verification (None when some check passed or one failed already)."""
+    if any(c.status in ("pass", "fail") for c in checks):
+        return None
+    return Check("verify", "fail", f"{eb}: verify: no check examined the restored data ("
+                 + "; ".join(f"{c.check}: {c.status}" for c in checks) + ")")
 
 
 def eb_status(checks: Sequence[Check]) -> str:
@@ -199,6 +221,9 @@ def calapply_rule(eb: str, lines: Sequence[Mapping[str, Any]]) -> Check:
     empty = [ln for ln in lines if ln.get("rows") == 0]
     unknown = [ln for ln in lines if ln.get("rows") is None]
     nums = {"lines": len(lines), "rows": {str(ln["source"]): ln.get("rows") for ln in lines}}
+    if not lines:
+        return Check("calapply", "fail", f"{eb}: calapply: the delivered calapply list has no "
+                     "applycal line: nothing of this EB is calibrated", nums)
     if empty:
         what = "; ".join(f"{ln['source']} (field {ln['field']!r}, intent {ln['intent']!r}, "
                          f"spw {ln['spw']!r})" for ln in empty)
@@ -213,11 +238,18 @@ def calapply_rule(eb: str, lines: Sequence[Mapping[str, Any]]) -> Check:
                  f"selects rows ({total} rows in all)", nums)
 
 
-def coverage_rule(eb: str, uncovered: Sequence[Mapping[str, Any]], in_scope: int) -> Check:
+def coverage_rule(eb: str, uncovered: Sequence[Mapping[str, Any]], in_scope: int,
+                  rows: str = "cross-correlation") -> Check:
     """``uncovered``: groups ``{'intent', 'field', 'spw', 'rows'}`` of unflagged rows
-    in scope that no line selects; ``in_scope``: all such rows."""
-    nums = {"rows_in_scope": in_scope, "uncovered": [dict(u) for u in uncovered]}
+    in scope that no line selects; ``in_scope``: all such rows; ``rows``: their kind
+    (cross-correlation, autocorrelation)."""
+    nums = {"rows_in_scope": in_scope, "uncovered": [dict(u) for u in uncovered], "kind": rows}
     n = sum(int(u["rows"]) for u in uncovered)
+    kind = "rows " if rows == "cross-correlation" else f"{rows} rows "
+    if not in_scope:
+        return Check("coverage", "fail", f"{eb}: coverage: no unflagged {rows} row of a science "
+                     "spw with a calibrated intent in the MS: nothing to check (all flagged, or "
+                     f"no {rows} data)", nums)
     if n:
         by: dict[tuple[str, str], list] = {}
         for u in uncovered:
@@ -226,12 +258,12 @@ def coverage_rule(eb: str, uncovered: Sequence[Mapping[str, Any]], in_scope: int
                          f"{sum(int(x['rows']) for x in g)}" for (i, f), g in by.items())
         target = any("TARGET" in u["intent"] for u in uncovered)
         return Check("coverage", "fail",
-                     f"{eb}: coverage: {n} of {in_scope} unflagged science/calibrator rows are "
+                     f"{eb}: coverage: {n} of {in_scope} unflagged science/calibrator {kind}are "
                      f"selected by no calapply line and are left UNCALIBRATED"
                      + (" (the science target among them)" if target else "") + f": {what}",
                      nums)
     return Check("coverage", "pass", f"{eb}: coverage: all {in_scope} unflagged science/"
-                 "calibrator rows are selected by a calapply line", nums)
+                 f"calibrator {kind}are selected by a calapply line", nums)
 
 
 def data_rule(eb: str, samples: Sequence[Mapping[str, Any]], column: str) -> Check:
@@ -252,7 +284,8 @@ def data_rule(eb: str, samples: Sequence[Mapping[str, Any]], column: str) -> Che
     if bad:
         return Check("data", "fail", f"{eb}: data: {'; '.join(bad)} ({column})", nums)
     if not samples:
-        return Check("data", "warn", f"{eb}: data: no unflagged row to sample", nums)
+        return Check("data", "fail", f"{eb}: data: no unflagged row to sample in {column}: "
+                     "no calibrated data examined", nums)
     return Check("data", "pass", f"{eb}: data: {nums['unflagged']} unflagged samples in "
                  f"{nums['rows_read']} sampled rows of {len(samples)} selection(s) are finite "
                  f"and non-zero ({column})", nums)
@@ -299,6 +332,10 @@ def flags_rule(eb: str, restored: Sequence[Mapping[str, Any]],
                          f"samples ({g['flagged_rows']} rows fully flagged) of {g['samples']}, "
                          f"Pipeline_Final {r['flagged_samples']} ({r['flagged_rows']} rows)")
     nums = {"groups": len(table), "table": table, "rtol": rtol}
+    if not table:
+        return Check("flags", "fail", f"{eb}: flags: no scan/intent/spw group to compare (the "
+                     f"restored MS has {len(restored)}, Pipeline_Final {len(reference)} groups of "
+                     "the correlations checked)", nums)
     if diffs:
         return Check("flags", "fail", f"{eb}: flags: {len(diffs)} of {len(table)} scan/intent/"
                      f"spw groups differ from the delivered Pipeline_Final flags: "
@@ -349,7 +386,7 @@ def flux_rule(eb: str, field: str, measurements: Sequence[Mapping[str, Any]],
                     f"({100 * (m['measured'] / m['expected'] - 1):+.2f} %, tolerance "
                     f"{100 * m['tolerance']:.2f} %)" for m in (bad or measurements))
     if not measurements:
-        return Check("flux", "warn", f"{eb}: flux: flux calibrator {field}: no unflagged "
+        return Check("flux", "fail", f"{eb}: flux: flux calibrator {field}: no unflagged "
                      "calibrated data to measure", nums)
     if bad:
         return Check("flux", "fail", f"{eb}: flux: flux calibrator {field} differs from "
@@ -357,6 +394,77 @@ def flux_rule(eb: str, field: str, measurements: Sequence[Mapping[str, Any]],
                      f"allow: {txt}", nums)
     return Check("flux", "pass", f"{eb}: flux: flux calibrator {field} agrees with flux.csv: "
                  f"{txt}", nums)
+
+
+def jyperk_rule(eb: str, unit: str, reference: Mapping[tuple[str, int, str], float],
+                measured: Mapping[tuple[str, int, str], float], how: str, source: str = "",
+                rtol: float = JYPERK_RTOL) -> Check:
+    """Total power: ``unit`` the UNIT of the calibrated column; ``reference`` the
+    delivered Jy/K factors per (antenna, spw, pol) (empty: none delivered);
+    ``measured`` the factors the calibrated data carry, ``how`` how they were
+    obtained (measured in the data, or the applied table when the full MS is gone)."""
+    keys = sorted(set(reference) | set(measured))
+    rows = [{"antenna": k[0], "spw": k[1], "pol": k[2], "delivered": reference.get(k),
+             "measured": measured.get(k),
+             "ratio": (measured[k] / reference[k]) if k in measured and reference.get(k) else None}
+            for k in keys]
+    nums = {"unit": unit, "how": how, "source": source, "rtol": rtol, "factors": rows}
+    if not reference:
+        if unit == "K":
+            return Check("jyperk", "skip", f"{eb}: jyperk: not checked: no Kelvin-to-Jansky "
+                         "factor delivered; the data stay in K (UNIT 'K')", nums)
+        return Check("jyperk", "fail", f"{eb}: jyperk: no Kelvin-to-Jansky factor delivered but "
+                     f"the calibrated data say UNIT {unit!r}", nums)
+    bad = []
+    if unit != "Jy":
+        bad.append(f"the calibrated column has UNIT {unit!r}, not 'Jy'")
+    if not measured:
+        bad.append(f"no Jy/K factor measured ({how})")
+    for r in rows:
+        what = f"{r['antenna']} spw {r['spw']} {r['pol']}"
+        if r["delivered"] is None:
+            bad.append(f"{what}: {r['measured']:.6g} Jy/K applied, none delivered")
+        elif r["measured"] is not None and abs(r["ratio"] - 1) > rtol:
+            bad.append(f"{what}: {r['measured']:.6g} Jy/K applied, {r['delivered']:.6g} delivered "
+                       f"(ratio {r['ratio']:.4f})")
+    if bad:
+        return Check("jyperk", "fail", f"{eb}: jyperk: {len(bad)} difference(s) from the "
+                     f"delivered Jy/K factors ({how}): " + "; ".join(bad[:6])
+                     + ("; ..." if len(bad) > 6 else ""), nums)
+    n = sum(r["measured"] is not None for r in rows)
+    missing = [f"{r['antenna']} spw {r['spw']} {r['pol']}" for r in rows if r["measured"] is None]
+    worst = max(abs(r["ratio"] - 1) for r in rows if r["ratio"] is not None)
+    return Check("jyperk", "pass", f"{eb}: jyperk: data in Jy; {n} Jy/K factor(s) per antenna, "
+                 f"spw and polarization equal the delivered ones (largest difference "
+                 f"{worst:.1e}, tolerance {rtol:g}; {how})"
+                 + (f"; not measured (flagged): {', '.join(missing)}" if missing else ""), nums)
+
+
+def selfcal_rule(eb: str, samples: Sequence[Mapping[str, Any]]) -> Check:
+    """``samples`` per targets MS, field and spw: ``{'ms', 'field', 'spw', 'applied'
+    (selfcal.json applies the self-calibration there), 'unflagged', 'unchanged'
+    (unflagged CORRECTED samples equal to DATA)}``."""
+    bad = []
+    for s in samples:
+        where = f"{s['ms']} field {s['field']} spw {s['spw']}"
+        if s["applied"] and s["unflagged"] and s["unchanged"] == s["unflagged"]:
+            bad.append(f"{where}: all {s['unflagged']} unflagged CORRECTED_DATA samples equal "
+                       "DATA: the self-calibration is NOT applied")
+        elif not s["applied"] and s["unchanged"] != s["unflagged"]:
+            bad.append(f"{where}: {s['unflagged'] - s['unchanged']} of {s['unflagged']} "
+                       "unflagged CORRECTED_DATA samples differ from DATA where selfcal.json "
+                       "applies no self-calibration")
+    nums = {"samples": [dict(s) for s in samples],
+            "applied": sum(bool(s["applied"]) for s in samples)}
+    if bad:
+        return Check("selfcal", "fail", f"{eb}: selfcal: " + "; ".join(bad[:6])
+                     + ("; ..." if len(bad) > 6 else ""), nums)
+    if not nums["applied"] or not any(s["unflagged"] for s in samples if s["applied"]):
+        return Check("selfcal", "fail", f"{eb}: selfcal: no unflagged sample of a "
+                     "self-calibrated field and spw in the targets MSs: nothing examined", nums)
+    return Check("selfcal", "pass", f"{eb}: selfcal: CORRECTED_DATA differs from DATA in all "
+                 f"{nums['applied']} self-calibrated field/spw selection(s) of the targets MSs "
+                 f"and equals it in the {len(samples) - nums['applied']} others", nums)
 
 
 # ---- renormalization -----------------------------------------------------------------------

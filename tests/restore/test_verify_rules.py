@@ -183,3 +183,65 @@ def test_renorm_rule():
     c = vr.renorm_rule("u", delivered, None, {1: ["u.ms.hifa_renorm.s16_1.renorm.tbl"]})
     assert c.status == "pass" and "delivered calibration" in c.message
     assert vr.eb_status([c, twice]) == "failed" and vr.eb_status([c]) == "passed"
+
+
+def test_a_check_that_examined_nothing_does_not_pass():
+    """0 lines, 0 rows in scope, no sample, no flag group, nothing measured: failed, saying so;
+    an EB whose checks all skipped fails too."""
+    c = vr.calapply_rule("u", [])
+    assert c.status == "fail" and "no applycal line" in c.message
+    c = vr.coverage_rule("u", [], 0, "autocorrelation")
+    assert c.status == "fail" and "no unflagged autocorrelation row" in c.message
+    c = vr.data_rule("u", [], "FLOAT_DATA")
+    assert c.status == "fail" and c.message == ("u: data: no unflagged row to sample in "
+                                                "FLOAT_DATA: no calibrated data examined")
+    c = vr.flags_rule("u", [], [_grp(1, "TARGET", 0, 10, 0, 100, 0)])
+    assert c.status == "fail" and "restored MS has 0, Pipeline_Final 1 groups" in c.message
+    assert vr.flux_rule("u", "J1924-2914", []).status == "fail"
+    skips = [vr.skip("u", "calapply", "x"), vr.skip("u", "data", "y")]
+    c = vr.nothing_examined("u", skips)
+    assert c.status == "fail" and vr.eb_status(skips + [c]) == "failed"
+    assert c.message == "u: verify: no check examined the restored data (calapply: skip; data: skip)"
+    assert vr.nothing_examined("u", skips + [vr.data_rule("u", [], "DATA")]) is None
+    assert vr.coverage_rule("u", [], 336, "autocorrelation").message == (
+        "u: coverage: all 336 unflagged science/calibrator autocorrelation rows are selected by "
+        "a calapply line")
+
+
+def test_jyperk_rule():
+    ref = {("PM01", 0, "XX"): 40.0, ("PM01", 0, "YY"): 40.35, ("PM02", 0, "XX"): 41.5}
+    same = {k: v * (1 + 2e-7) for k, v in ref.items()}
+    c = vr.jyperk_rule("u", "Jy", ref, same, "measured")
+    assert c.status == "pass" and "3 Jy/K factor(s)" in c.message and "2.0e-07" in c.message
+    scaled = {**same, ("PM02", 0, "XX"): 41.5 * 1.1}
+    c = vr.jyperk_rule("u", "Jy", ref, scaled, "measured")
+    assert c.status == "fail"
+    assert c.message == ("u: jyperk: 1 difference(s) from the delivered Jy/K factors (measured): "
+                         "PM02 spw 0 XX: 45.65 Jy/K applied, 41.5 delivered (ratio 1.1000)")
+    assert vr.jyperk_rule("u", "K", ref, same, "m").status == "fail"           # not in Jy
+    assert "none delivered" in vr.jyperk_rule("u", "Jy", dict(list(ref.items())[:2]), same,
+                                              "m").message
+    c = vr.jyperk_rule("u", "Jy", ref, {}, "nothing to compare")
+    assert c.status == "fail" and "no Jy/K factor measured (nothing to compare)" in c.message
+    partial = {k: v for k, v in same.items() if k[0] == "PM01"}              # PM02 flagged
+    c = vr.jyperk_rule("u", "Jy", ref, partial, "m")
+    assert c.status == "pass" and "not measured (flagged): PM02 spw 0 XX" in c.message
+    assert vr.jyperk_rule("u", "K", {}, {}, "m").status == "skip"           # stays in K
+    assert vr.jyperk_rule("u", "Jy", {}, {}, "m").status == "fail"
+
+
+def test_selfcal_rule():
+    def s(ms, spw, applied, unflagged, unchanged):
+        return {"ms": ms, "field": "Synth_Disk", "spw": spw, "applied": applied,
+                "unflagged": unflagged, "unchanged": unchanged}
+    good = [s("u_targets.ms", 0, True, 4096, 0), s("u_targets.ms", 2, False, 4096, 4096)]
+    c = vr.selfcal_rule("u", good)
+    assert c.status == "pass" and "all 1 self-calibrated" in c.message and "the 1 others" in c.message
+    c = vr.selfcal_rule("u", [s("u_targets.ms", 0, True, 4096, 4096), good[1]])
+    assert c.status == "fail" and c.message == (
+        "u: selfcal: u_targets.ms field Synth_Disk spw 0: all 4096 unflagged CORRECTED_DATA "
+        "samples equal DATA: the self-calibration is NOT applied")
+    c = vr.selfcal_rule("u", [good[0], s("u_targets.ms", 2, False, 4096, 96)])
+    assert c.status == "fail" and "4000 of 4096 unflagged CORRECTED_DATA samples differ" in c.message
+    assert vr.selfcal_rule("u", []).status == "fail"
+    assert vr.selfcal_rule("u", [good[1]]).status == "fail"

@@ -81,6 +81,8 @@ def tp_ms(ctx: StepContext, step: Step) -> dict:
                                              asis=imp.get("asis", ""), bdfflags=imp.get("bdfflags", True)))
         cs.copy_asdm_xml(asdm, tmp)
         cs.restore_flags(tmp, member.flagversions[uid], data_bytes=member.raw_sizes.get(uid))
+        from ..verify_io import flag_summary  # Pipeline_Final's counts, for the verification
+        extra["pipeline_final_flags"] = flag_summary(tmp, auto=True)
         meta = cs.sd_metadata(tmp)
         delivered = delivered_factors(k2jy, meta) if k2jy.get("delivered") else {}
         add: list[tuple[str, str, str, bool]] = []
