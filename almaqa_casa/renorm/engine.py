@@ -379,12 +379,12 @@ def _with_atmosphere(vis: str, info: MSInfo, spws: Sequence[int],
                 else min(len(jobs), max(0, int(opt.atm_threads))))
     pool = ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="renorm-atm") \
         if nthreads else None
+    # the elevations first: the measures tool is not used beside the atmosphere threads
+    need = sorted({k for (_, s), ks in plan.items() if s in spws for k in ks})
+    elevations = dict(zip(need, atmmod.elevations_deg([_scan_pointing(info, k) for k in need])))
     try:
         for job in jobs:
             atm.set_spw(*job, executor=pool)
-        need = sorted({k for (_, s), ks in plan.items() if s in spws for k in ks})
-        elevations = dict(zip(need, atmmod.elevations_deg([_scan_pointing(info, k)
-                                                           for k in need])))
         out = work()
         atm.wait()
     finally:
