@@ -138,3 +138,12 @@ def test_verification_samples_the_autocorrelations(restored, tp_manual_delivery)
 def test_inputs_untouched(restored):
     assert restored["before"] == restored["after"]
     assert len(restored["before"]) == 4     # raw, calibration, script, product
+
+
+def test_no_text_only_skeleton_of_manual_total_power(tmp_path):
+    """A skeleton would carry interferometric script names: refused, pointing to generate()."""
+    from almaqa_casa.synth.skeleton import make_skeleton
+    from almaqa_casa.synth.spec import SynthSpec
+    with pytest.raises(ValueError, match=r"generate\(calibration='manual', total_power=True\)"):
+        make_skeleton(str(tmp_path / "sk"), SynthSpec(calibration="manual", total_power=True))
+    assert not (tmp_path / "sk").exists()
