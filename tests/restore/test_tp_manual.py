@@ -52,6 +52,10 @@ def test_the_delivered_scripts_ran(restored, tp_manual_delivery):
     assert m["mode"] == "manual" and m["total_power"] and m["route"] == "scripts"
     assert m["executes_delivered_code"]
     assert not list((member / "calibration").glob("*caltables*")), "manual TP delivers no tables"
+    assert not list((member / "calibration").glob("*jyperk*")), "the factors are in the scripts"
+    assert sorted(p.name for p in (member / "script").iterdir()) == sorted(
+        [f"{u}.ms.scriptForSDCalibration.py" for u in t["ebs"]] + [f"member.{t['mous']}.scriptForPI.py"])
+    assert sorted(p.name for p in (member / "product").iterdir()) == t["total_power"]["products"]
     for uid in t["ebs"]:
         e = m["eb_results"][uid]
         assert e["status"] == "ok" and e["steps"] == [f"{uid}:script"]
