@@ -365,47 +365,69 @@ def tp_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, jyperk_text
                                    jyperk=f"{n['auxproducts']}::jyperk.csv")
 
 
-def tp_products(spec: S.SynthSpec, mss: list[str], work: str, productdir: str,
-                what: str = "the baseline-subtracted ON data") -> dict:
-    """One cube per window from every EB's calibrated ON data (``what``:
-    tsdimaging, Jy/beam), as hsd_imaging makes them.  A single ON position has no raster sampling for tsdimaging to
-    derive the beam from; it is set as the pipeline's SD beam heuristic
-    states it for a 12-m dish (1.13 lambda / D), convolved with the
-    gridding kernel's width."""
+def imaging_args(s: int, infiles: list[str], outfile: str) -> dict:
+    """tsdimaging's arguments for the cube of window ``s`` (hsd_imaging's: SF
+    kernel, 9 arcsec cells, the target's ON data, Jy/beam)."""
+    return dict(infiles=list(infiles), outfile=outfile, overwrite=True, field=T.TARGET.name, spw=str(s),
+                intent="OBSERVE_TARGET#ON_SOURCE", mode="channel", nchan=-1, start=0, width=1, outframe="",
+                imsize=[15, 15], cell="9arcsec", phasecenter=f"J2000 {T.TARGET.ra} {T.TARGET.dec}",
+                stokes="I", gridfunction="SF", convsupport=6, brightnessunit="Jy/beam")
+
+
+def sd_beam_arcsec(s: int) -> float:
+    """A single ON position has no raster sampling for tsdimaging to derive
+    the beam from; it is set as the pipeline's SD beam heuristic states it
+    for a 12-m dish (1.13 lambda / D), convolved with the gridding kernel's width."""
+    lam = 299792458.0 / T.SPWS[s].center_hz
+    return float(np.hypot(1.13 * lam / T.DISH_M * 206264.806, 9.0 * 6 / 2.0))
+
+
+#: exportfits' arguments of the delivered cubes.
+EXPORT_ARGS = {"overwrite": True, "velocity": False, "optical": False, "bitpix": -32, "dropstokes": False,
+               "stokeslast": True}
+
+
+def image_truth(img: str, s: int, what: str) -> dict:
+    """The truth of one cube (peak, unit, beam, shape) read from its CASA image."""
+    ia = casatools.image()
+    ia.open(img)
+    try:
+        data = ia.getchunk(dropdeg=True)
+        data = np.where(ia.getchunk(getmask=True, dropdeg=True), data, np.nan)   # NaN in the FITS
+        unit = ia.brightnessunit()
+        beam = ia.restoringbeam()["major"]["value"]
+    finally:
+        ia.close()
+    c = data[data.shape[0] // 2, data.shape[1] // 2]
+    return {"spw": s, "peak_jy_per_beam": float(np.nanmax(data)), "bunit": unit,
+            "beam_arcsec": float(beam), "shape": list(data.shape),
+            "centre_peak_jy_per_beam": float(np.nanmax(c)),
+            "note": f"tsdimaging (SF kernel, 9 arcsec cells) of {what} of every EB"}
+
+
+def tp_products(spec: S.SynthSpec, mss: list[str], work: str, productdir: str) -> dict:
+    """One cube per window from every EB's baseline-subtracted ON data
+    (tsdimaging, Jy/beam), as hsd_imaging makes them (beam: :func:`sd_beam_arcsec`)."""
     out = {}
     for s in range(len(T.SPWS)):
         base = os.path.join(work, f"tp_spw{s}")
         img = base + ".image"
         for p in (img, base + ".weight"):
             shutil.rmtree(p, ignore_errors=True)
-        casatasks.tsdimaging(infiles=mss, outfile=base, overwrite=True, field=T.TARGET.name, spw=str(s),
-                             intent="OBSERVE_TARGET#ON_SOURCE", mode="channel", nchan=-1, start=0, width=1,
-                             outframe="", imsize=[15, 15], cell="9arcsec",
-                             phasecenter=f"J2000 {T.TARGET.ra} {T.TARGET.dec}",
-                             stokes="I", gridfunction="SF", convsupport=6, brightnessunit="Jy/beam")
+        casatasks.tsdimaging(**imaging_args(s, mss, base))
         if not os.path.isdir(img):
             raise RuntimeError(f"tsdimaging wrote no {img}")
-        lam = 299792458.0 / T.SPWS[s].center_hz
-        pb = 1.13 * lam / T.DISH_M * 206264.806
-        beam = float(np.hypot(pb, 9.0 * 6 / 2.0))
+        beam = sd_beam_arcsec(s)
         ia = casatools.image()
         ia.open(img)
         try:
             ia.setrestoringbeam(major=f"{beam}arcsec", minor=f"{beam}arcsec", pa="0deg")
             ia.setbrightnessunit("Jy/beam")
-            data = ia.getchunk(dropdeg=True)
-            data = np.where(ia.getchunk(getmask=True, dropdeg=True), data, np.nan)   # NaN in the FITS
-            unit = ia.brightnessunit()
         finally:
             ia.close()
         name = T.product_name(spec.mous, s)
-        casatasks.exportfits(imagename=img, fitsimage=os.path.join(productdir, name), overwrite=True,
-                             velocity=False, optical=False, bitpix=-32, dropstokes=False, stokeslast=True)
-        c = data[data.shape[0] // 2, data.shape[1] // 2]
-        out[name] = {"spw": s, "peak_jy_per_beam": float(np.nanmax(data)), "bunit": unit,
-                     "beam_arcsec": beam, "shape": list(data.shape),
-                     "centre_peak_jy_per_beam": float(np.nanmax(c)),
-                     "note": f"tsdimaging (SF kernel, 9 arcsec cells) of {what} of every EB"}
+        casatasks.exportfits(imagename=img, fitsimage=os.path.join(productdir, name), **EXPORT_ARGS)
+        out[name] = image_truth(img, s, "the baseline-subtracted ON data")
     return out
 
 
@@ -481,15 +503,13 @@ def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
         if manual:
             from . import tp_manual
             mss = [tp_manual.manual_eb(spec, k, uid, work, dirs, truth) for k, uid in enumerate(spec.eb_uids)]
-            tp_manual.write_common(spec, work, dirs, truth)
-            what = "the calibrated ON data (<uid>.ms.split.cal)"
+            truth["images"] = tp_manual.write_common(spec, work, dirs, truth, mss)
         else:
             jyperk_text = T.jyperk_csv(list(spec.eb_uids))
             jyperk_path = _write(work, "jyperk.csv", jyperk_text)
             mss = [tp_eb(spec, k, uid, work, dirs, jyperk_path, truth) for k, uid in enumerate(spec.eb_uids)]
             tp_common(spec, work, dirs, truth, jyperk_text)
-            what = "the baseline-subtracted ON data"
-        truth["images"] = tp_products(spec, mss, work, dirs["product"], what)
+            truth["images"] = tp_products(spec, mss, work, dirs["product"])
     for uid in spec.eb_uids:
         truth["eb"][uid]["asdm"] = to_final(truth["eb"][uid]["asdm"])
     truth["total_power"] = total_power_truth(spec, truth)

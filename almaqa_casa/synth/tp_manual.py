@@ -14,7 +14,8 @@ the calibrated target split into ``<uid>.ms.split.cal`` (CORRECTED as DATA).
 No calibration tables are delivered: the scripts compute them from the
 data.  The generator runs every script as scriptForPI.py does
 (:func:`.manual_scripts.run_in_workdir`), so a delivered script is known to
-work, and images the calibrated target into the same ``sd`` cubes.
+work.  ``scriptForSDImaging.py`` (run by the generator in ``calibrated/``)
+images the calibrated target into the same ``sd`` cubes as the pipeline's.
 """
 from __future__ import annotations
 
@@ -144,13 +145,80 @@ def manual_eb(spec: S.SynthSpec, k: int, uid: str, work: str, dirs: dict, truth:
     return split
 
 
-def write_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict) -> None:
-    """scriptForPI.py (stand-in) and the truth's list of the delivered scripts."""
+def imaging_script_name(spec: S.SynthSpec) -> str:
+    return f"member.{spec.mous}.scriptForSDImaging.py"
+
+
+def sd_imaging_script(spec: S.SynthSpec) -> str:
+    """``scriptForSDImaging.py``: run in ``calibrated/`` (where scriptForPI.py
+    leaves the ``<uid>.ms.split.cal``), one cube per window in Jy/beam, as the
+    delivered ``product/`` holds them (:func:`.tp_build.imaging_args`)."""
+    msnames = [f"{eb}.ms.split.cal" for eb in spec.eb_uids]
+    out = f"""# ALMA Data Reduction Script: scriptForSDImaging.py (synthetic, almaqa_casa.synth)
+# Imaging of the total power data of {spec.project} ({spec.mous}).
+# Run it in the folder 'calibrated' made by scriptForPI.py; the data are in Jy
+# (the calibration scripts applied the Jy/K factors).
+
+import os
+
+try:
+    tsdimaging
+except NameError:  # plain Python with modular CASA 6
+    from casatasks import exportfits, tsdimaging
+    from casatools import image as _image
+    ia = _image()
+
+msNames = {msnames!r}
+"""
+    for k in range(len(T.SPWS)):
+        base = f"{T.TARGET.name}_sci.spw{k}.cube.I.sd"
+        beam = TB.sd_beam_arcsec(k)
+        out += f"""
+# spw {k}
+os.system('rm -rf {base}.*')
+{_call("tsdimaging", **TB.imaging_args(k, [], base)).replace("infiles=[]", "infiles=msNames")}
+ia.open('{base}.image')
+ia.setrestoringbeam(major='{beam}arcsec', minor='{beam}arcsec', pa='0deg')
+ia.setbrightnessunit('Jy/beam')
+ia.close()
+{_call("exportfits", imagename=base + ".image", fitsimage=T.product_name(spec.mous, k), **TB.EXPORT_ARGS)}
+"""
+    return out
+
+
+def write_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, split_cals: list[str]) -> dict:
+    """scriptForPI.py (stand-in); scriptForSDImaging.py, run in ``calibrated/``
+    on the EBs' split.cal (moved there as scriptForPI.py moves them), its
+    cubes delivered in product/; the truth's list of the delivered scripts.
+    Returns the truth of the cubes."""
     names = SH.file_names(spec)
     with open(os.path.join(dirs["script"], names["scriptforpi"]), "w") as fh:
         fh.write(pp.scriptforpi_standin(spec))
+    text = sd_imaging_script(spec)
+    spath = os.path.join(dirs["script"], imaging_script_name(spec))
+    with open(spath, "w") as fh:
+        fh.write(text)
+    cal = os.path.join(work, "calibrated")
+    for p in split_cals:
+        os.replace(p, os.path.join(cal, os.path.basename(p)))
+    old = os.getcwd()
+    os.chdir(cal)
+    try:
+        exec(compile(text, spath, "exec"), {"__name__": "__main__"})
+    finally:
+        os.chdir(old)
+    images = {}
+    for k in range(len(T.SPWS)):
+        name = T.product_name(spec.mous, k)
+        if not os.path.isfile(os.path.join(cal, name)):
+            raise RuntimeError(f"{os.path.basename(spath)} did not create {name}")
+        os.replace(os.path.join(cal, name), os.path.join(dirs["product"], name))
+        images[name] = TB.image_truth(os.path.join(cal, f"{T.TARGET.name}_sci.spw{k}.cube.I.sd.image"), k,
+                                      "the calibrated ON data (<uid>.ms.split.cal)")
     truth["manual_files"] = {"calibration_scripts": [script_name(eb) for eb in spec.eb_uids],
+                             "imaging": imaging_script_name(spec),
                              "casa_version_pin": MS.version_pin(spec)[0]}
+    return images
 
 
 def manual_truth(spec: S.SynthSpec) -> dict:

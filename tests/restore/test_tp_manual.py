@@ -54,7 +54,8 @@ def test_the_delivered_scripts_ran(restored, tp_manual_delivery):
     assert not list((member / "calibration").glob("*caltables*")), "manual TP delivers no tables"
     assert not list((member / "calibration").glob("*jyperk*")), "the factors are in the scripts"
     assert sorted(p.name for p in (member / "script").iterdir()) == sorted(
-        [f"{u}.ms.scriptForSDCalibration.py" for u in t["ebs"]] + [f"member.{t['mous']}.scriptForPI.py"])
+        [f"{u}.ms.scriptForSDCalibration.py" for u in t["ebs"]]
+        + [f"member.{t['mous']}.scriptForPI.py", f"member.{t['mous']}.scriptForSDImaging.py"])
     assert sorted(p.name for p in (member / "product").iterdir()) == t["total_power"]["products"]
     for uid in t["ebs"]:
         e = m["eb_results"][uid]
