@@ -20,7 +20,9 @@ Real delivery shapes (issue 12; ``truth['shape']`` describes each, see
 * ``sacm_delivery``: Cycle 5 SACM/JAO restore pre-step with an ASDM whose
   SysCal table fixsyscaltimes changes (``truth['sacm']``);
 * ``tp_delivery``: pipeline-calibrated total power, ON/OFF autocorrelations of
-  4 TP antennas, EBs in sessions 1 and 2 (``truth['total_power']``).
+  4 TP antennas, EBs in sessions 1 and 2 (``truth['total_power']``);
+* ``tp_manual_delivery``: the same ASDMs calibrated manually, one
+  ``<uid>.ms.scriptForSDCalibration.py`` per EB (``truth['total_power']``).
 
 Cycle 10-12 calibration extras (issue 16):
 
@@ -65,6 +67,7 @@ VARIANTS = {
     "tp": dict(calibration="pipeline", nebs=2, seed=12345, total_power=True,
                sessions=["session_1", "session_2"]),
     "selfcal": dict(calibration="pipeline", nebs=2, seed=12345, selfcal=True),
+    "tp_manual": dict(calibration="manual", nebs=2, seed=12345, total_power=True),
 }
 
 
@@ -179,6 +182,13 @@ def tp_delivery(tmp_path_factory):
     """Pipeline-calibrated total power (hsd_restoredata), 2 EBs in sessions 1 and 2
     (``truth['total_power']``)."""
     return build_delivery("tp", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tp_manual_delivery(tmp_path_factory):
+    """Manually calibrated total power (scriptForSDCalibration.py per EB), 2 EBs
+    (``truth['total_power']``)."""
+    return build_delivery("tp_manual", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,9 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
     ``calibration='semipass'`` gives a package with raw data only.
     ``total_power=True`` simulates a pipeline-calibrated total power
     delivery instead (:mod:`.tp_build`: ON/OFF autocorrelations, sky, Tsys
-    and Jy/K tables, ``jyperk.csv``, ``sd`` cubes; ``truth['total_power']``).
+    and Jy/K tables, ``jyperk.csv``, ``sd`` cubes; ``truth['total_power']``);
+    with ``calibration='manual'`` a manual one (:mod:`.tp_manual`: per-EB
+    ``scriptForSDCalibration.py``, the same ASDMs and truth).
 
     Returns a dict with ``project_dir``, ``member_dir``, ``truth_path``,
     ``truth`` (the truth dict, as in truth.json), ``spec`` and ``tars``.
@@ -79,8 +81,8 @@ def generate(outdir: str, calibration: str = "pipeline", polarization: bool = Fa
         raise ValueError(f"generate() simulates at most {S.MAX_SIMULATED_EBS} EBs, not {spec.nebs}; "
                          "make_skeleton() writes text-only deliveries of any size")
     if spec.total_power and (spec.cycle < 5 or spec.sacm or spec.post_scripts):
-        raise ValueError("generate() simulates pipeline total power (hsd_calimage) from Cycle 5 on, "
-                         "without SACM pre-step or post scripts; make_skeleton() writes the others")
+        raise ValueError("generate() simulates total power (hsd_calimage or scriptForSDCalibration.py) "
+                         "from Cycle 5 on, without SACM pre-step or post scripts; make_skeleton() writes the others")
     if set(spec.post_scripts) - {"ImagingPrep"}:
         raise ValueError("generate() runs the ImagingPrep post script only; FluxCal and PolCal "
                          "scripts exist in text-only skeletons")

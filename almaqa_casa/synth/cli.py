@@ -46,7 +46,8 @@ def build_parser(prog: str = "almaqa synth") -> argparse.ArgumentParser:
                        "(repeat; the CASA build runs ImagingPrep)")
     shape.add_argument("--total-power", action="store_true",
                        help="total power (hsd_restoredata, ocorr_mode='ao'): ON/OFF autocorrelations of "
-                       "4 TP antennas, sky/Tsys/Jy-K tables, jyperk.csv, sd cubes")
+                       "4 TP antennas, sky/Tsys/Jy-K tables, jyperk.csv, sd cubes; with --calibration manual "
+                       "per-EB scriptForSDCalibration.py instead of tables and jyperk.csv")
     sk = p.add_argument_group("text-only skeletons (no CASA, no data)")
     sk.add_argument("--skeleton", metavar="PRESET",
                     help="write a text-only skeleton: a preset name, or 'custom' for the shape options")

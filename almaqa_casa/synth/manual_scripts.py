@@ -15,7 +15,7 @@ from .archive import write_tgz
 from .products import imaging_script  # noqa: F401  (pure; re-exported)
 
 _HEADER = '''# ALMA Data Reduction Script
-# $Id: scriptForCalibration.py (synthetic, almaqa_casa.synth) $
+# $Id: {name} (synthetic, almaqa_casa.synth) $
 
 # Calibration of {uid} ({project}, {mous})
 # Generated for a SYNTHETIC delivery: the data were simulated with CASA.
@@ -49,18 +49,7 @@ if applyonly != True:
     print('# (diagnostic plots of analysisUtils are not part of this synthetic script)')
 
 thesteps = []
-step_title = {{0: 'Import of the ASDM',
-              1: 'Listobs',
-              2: 'A priori flagging',
-              3: 'Split out science SPWs',
-              4: 'Save original flags',
-              5: 'Additional flagging',
-              6: 'Putting a model for the calibrators',
-              7: 'Bandpass calibration',
-              8: 'Gain calibration',
-              9: 'Application of the bandpass and gain cal tables',
-              10: 'Split out corrected column',
-              11: 'Save flags after applycal'}}
+{titles}
 
 try:
     print('List of steps to be executed ...', mysteps)
@@ -71,6 +60,23 @@ if (thesteps == []):
     thesteps = range(0, len(step_title))
     print('Executing all steps: ', thesteps)
 '''
+
+
+#: The step titles of the interferometric calibration script.
+STEP_TITLES = {0: 'Import of the ASDM', 1: 'Listobs', 2: 'A priori flagging', 3: 'Split out science SPWs',
+               4: 'Save original flags', 5: 'Additional flagging', 6: 'Putting a model for the calibrators',
+               7: 'Bandpass calibration', 8: 'Gain calibration',
+               9: 'Application of the bandpass and gain cal tables', 10: 'Split out corrected column',
+               11: 'Save flags after applycal'}
+
+
+def header(spec: S.SynthSpec, uid: str, titles: dict[int, str], name: str = "scriptForCalibration.py") -> str:
+    """The observatory's preamble of a per-EB script: CASA version test,
+    ``applyonly``, the step titles, ``mysteps``."""
+    pin, pin_re = version_pin(spec)
+    block = "step_title = {" + (",\n" + " " * 14).join(f"{k}: {v!r}" for k, v in titles.items()) + "}"
+    return _HEADER.format(uid=uid, project=spec.project, mous=spec.mous, pin=pin, pin_re=pin_re, name=name,
+                          titles=block)
 
 
 def _step(n: int, body: str) -> str:
@@ -90,14 +96,13 @@ def version_pin(spec: S.SynthSpec):
 
 
 def calibration_script(spec: S.SynthSpec, uid: str, info: dict) -> str:
-    pin, pin_re = version_pin(spec)
     ms = f"{uid}.ms"
     bp, ph, chk, tgt = S.BANDPASS.name, S.PHASE.name, S.CHECK.name, spec.target.name
     tdm = [i for i, s in enumerate(S.SPWS) if s.kind == "TDM"][0]
     n = S.SPWS[tdm].nchan
     spws = ",".join(str(i) for i in range(len(S.SPWS)))
     ref = f"{S.REF_FREQ_HZ / 1e9}GHz"
-    out = _HEADER.format(uid=uid, project=spec.project, mous=spec.mous, pin=pin, pin_re=pin_re)
+    out = header(spec, uid, STEP_TITLES)
     out += _step(0, f"""
 if os.path.exists('{ms}'):
     os.system('rm -rf {ms}*')
@@ -205,14 +210,10 @@ listobs(vis='calibrated.ms', listfile='calibrated.ms.listobs')
 """
 
 
-def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict, info: dict,
-           eb_truth: dict) -> str:
-    """Write the EB's calibration script into script/ and run it as
-    scriptForPI.py would.  Returns the path of ``<uid>.ms.split.cal``."""
-    text = calibration_script(spec, uid, info)
-    spath = os.path.join(dirs["script"], f"{uid}.ms.scriptForCalibration.py")
-    with open(spath, "w") as fh:
-        fh.write(text)
+def run_in_workdir(text: str, spath: str, work: str, uid: str, raw: str) -> str:
+    """Run one EB's script as scriptForPI.py does: in ``calibrated/<uid>.calibration/``
+    with the ASDM linked as ``<uid>`` and ``applyonly=True``.  Returns that
+    folder, which holds the ``<uid>.ms.split.cal`` the script must create."""
     wd = os.path.join(work, "calibrated", f"{uid}.calibration")
     os.makedirs(wd)
     os.symlink(os.path.abspath(raw), os.path.join(wd, uid))
@@ -225,19 +226,14 @@ def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict,
         raise RuntimeError(f"{os.path.basename(spath)} stopped: {exc}") from None
     finally:
         os.chdir(old)
-    split = os.path.join(wd, f"{uid}.ms.split.cal")
-    if not os.path.isdir(split):
+    if not os.path.isdir(os.path.join(wd, f"{uid}.ms.split.cal")):
         raise RuntimeError(f"{os.path.basename(spath)} did not create {uid}.ms.split.cal")
-    from .measure import field_ids, target_ratio
-    eb_truth["calibrated_target_ratio_per_spw"] = target_ratio(split, spec, "DATA")
-    eb_truth["field_ids"] = field_ids(split)
-    # calibration/: the tables the script made, and a (small) plots tarball
-    tabs = sorted(p for p in os.listdir(wd) if p.startswith(f"{uid}.ms.split.")
-                  and p not in (f"{uid}.ms.split.cal",) and not p.endswith(".listobs")
-                  and not p.endswith(".flagversions"))
-    write_tgz(os.path.join(dirs["calibration"], f"{uid}.calibration.tgz"),
-              [(os.path.join(wd, t), f"{uid}.calibration/{t}") for t in tabs])
-    eb_truth["caltables"] = tabs
+    return wd
+
+
+def plots_and_log(uid: str, work: str, wd: str, dirs: dict) -> None:
+    """calibration/<uid>.calibration.plots.tgz (a note: no plots for synthetic
+    data) and log/<uid>.log.tgz (the script's listobs)."""
     plots = os.path.join(work, f"{uid}.calibration.plots")
     os.makedirs(plots)
     with open(os.path.join(plots, "README.txt"), "w") as fh:
@@ -250,6 +246,29 @@ def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict,
     if os.path.isfile(listobs):
         shutil.copy(listobs, logd)
     write_tgz(os.path.join(dirs["log"], f"{uid}.log.tgz"), [(logd, f"{uid}.log")])
+
+
+def run_eb(spec: S.SynthSpec, k: int, uid: str, raw: str, work: str, dirs: dict, info: dict,
+           eb_truth: dict) -> str:
+    """Write the EB's calibration script into script/ and run it as
+    scriptForPI.py would.  Returns the path of ``<uid>.ms.split.cal``."""
+    text = calibration_script(spec, uid, info)
+    spath = os.path.join(dirs["script"], f"{uid}.ms.scriptForCalibration.py")
+    with open(spath, "w") as fh:
+        fh.write(text)
+    wd = run_in_workdir(text, spath, work, uid, raw)
+    split = os.path.join(wd, f"{uid}.ms.split.cal")
+    from .measure import field_ids, target_ratio
+    eb_truth["calibrated_target_ratio_per_spw"] = target_ratio(split, spec, "DATA")
+    eb_truth["field_ids"] = field_ids(split)
+    # calibration/: the tables the script made, and a (small) plots tarball
+    tabs = sorted(p for p in os.listdir(wd) if p.startswith(f"{uid}.ms.split.")
+                  and p not in (f"{uid}.ms.split.cal",) and not p.endswith(".listobs")
+                  and not p.endswith(".flagversions"))
+    write_tgz(os.path.join(dirs["calibration"], f"{uid}.calibration.tgz"),
+              [(os.path.join(wd, t), f"{uid}.calibration/{t}") for t in tabs])
+    eb_truth["caltables"] = tabs
+    plots_and_log(uid, work, wd, dirs)
     return split
 
 

@@ -189,6 +189,9 @@ def make_skeleton(outdir: str, shape: str | S.SynthSpec = "modern", **overrides)
     preset = shape if isinstance(shape, str) else None
     spec = preset_spec(shape, **overrides) if preset else (
         dataclasses.replace(shape, **overrides) if overrides else shape)
+    if spec.calibration == "manual" and spec.total_power:
+        raise ValueError("no text-only skeleton of manual total power; generate(calibration='manual', "
+                         "total_power=True) builds one with real scriptForSDCalibration.py scripts")
     outdir = os.path.abspath(outdir)
     os.makedirs(outdir, exist_ok=True)
     final_project = os.path.join(outdir, spec.project)

@@ -216,8 +216,9 @@ class SynthSpec:
     #: Scripts scriptForPI.py runs after the restore (subset of POST_SCRIPTS).
     post_scripts: tuple[str, ...] = ()
     #: Total power (hsd_restoredata, ocorr_mode='ao'): generate() simulates
-    #: ON/OFF autocorrelations of 4 TP antennas (:mod:`.tp_build`); skeletons
-    #: write the same names as text.
+    #: ON/OFF autocorrelations of 4 TP antennas (:mod:`.tp_build`; with
+    #: ``calibration='manual'`` per-EB scriptForSDCalibration.py, :mod:`.tp_manual`);
+    #: skeletons write the pipeline names as text.
     total_power: bool = False
     #: SESSION_<k> intents of the PPR per EB when they differ from
     #: ``sessions`` (real PPRs disagree with the restore script); empty: same.
@@ -249,9 +250,11 @@ class SynthSpec:
         if self.manifest not in (None, True, False):
             raise ValueError(f"manifest must be True, False or None, not {self.manifest!r}")
         if self.calibration != "pipeline":
-            for name in ("sacm", "post_scripts", "sessions", "ppr_sessions", "total_power"):
+            for name in ("sacm", "post_scripts", "sessions", "ppr_sessions"):
                 if getattr(self, name):
                     raise ValueError(f"{name} applies to pipeline deliveries only")
+            if self.total_power and self.calibration != "manual":
+                raise ValueError("total_power applies to pipeline and manual deliveries only")
             if self.manifest or self.caltables_naming != "session":
                 raise ValueError("manifest and caltables_naming apply to pipeline deliveries only")
         if self.total_power and (self.polarization or self.selfcal):

@@ -82,16 +82,28 @@ def _on_states(vis: str) -> list[int]:
     return [i for i, m in enumerate(modes) if "OBSERVE_TARGET" in m and "ON_SOURCE" in m]
 
 
+def bad_subscan(info: dict) -> dict:
+    """The corrupted ON subscan of the bad antenna (:data:`.tp_spec.BAD`): what
+    the pipeline's hsd_flagdata finds and a manual script flags (pure)."""
+    ons = [s for s in info["subscans"] if s["intent"] == "ON_SOURCE"]
+    sub = ons[T.BAD["on_subscan"] - 1]
+    return {"antenna": T.BAD["antenna"], "subscan": sub["subscan"], "start": sub["start"], "end": sub["end"],
+            "corruption_factor": T.BAD["factor"],
+            "reason": "hsd_flagdata: the antenna's power jumped by 30 % in this ON subscan"}
+
+
+def _bad_query(bad: dict) -> str:
+    return f"ANTENNA1=={T.ANTENNAS.index(bad['antenna'])} && TIME > {bad['start']} && TIME < {bad['end']}"
+
+
 def flag_bad(vis: str, info: dict) -> dict:
     """Flag the corrupted ON subscan of the bad antenna (the pipeline's
     hsd_flagdata finding); returns what was flagged."""
-    ant = T.ANTENNAS.index(T.BAD["antenna"])
-    ons = [s for s in info["subscans"] if s["intent"] == "ON_SOURCE"]
-    sub = ons[T.BAD["on_subscan"] - 1]
+    bad = bad_subscan(info)
     tb = casatools.table()
     tb.open(vis, nomodify=False)
     try:
-        q = tb.query(f"ANTENNA1=={ant} && TIME > {sub['start']} && TIME < {sub['end']}")
+        q = tb.query(_bad_query(bad))
         try:
             fl = q.getcol("FLAG")
             fl[:] = True
@@ -101,9 +113,26 @@ def flag_bad(vis: str, info: dict) -> dict:
             q.close()
     finally:
         tb.close()
-    return {"antenna": T.BAD["antenna"], "subscan": sub["subscan"], "rows": int(n),
-            "start": sub["start"], "end": sub["end"], "corruption_factor": T.BAD["factor"],
-            "reason": "hsd_flagdata: the antenna's power jumped by 30 % in this ON subscan"}
+    return dict(bad, rows=int(n))
+
+
+def flagged_bad(vis: str, info: dict) -> dict:
+    """What :func:`flag_bad` would flag, counted where someone else flagged it
+    (a manual script): the rows of the bad subscan and antenna, all flagged."""
+    bad = bad_subscan(info)
+    tb = casatools.table()
+    tb.open(vis)
+    try:
+        q = tb.query(_bad_query(bad))
+        try:
+            n, done = q.nrows(), bool(q.getcol("FLAG").all()) if q.nrows() else False
+        finally:
+            q.close()
+    finally:
+        tb.close()
+    if not done:
+        raise RuntimeError(f"{vis}: the bad data of {bad['antenna']} (subscan {bad['subscan']}) are not flagged")
+    return dict(bad, rows=int(n))
 
 
 def make_tables(vis: str, outdir: str, uid: str, jyperk_csv: str, field_id: int) -> dict[str, str]:
@@ -189,10 +218,9 @@ def measured_spectra(vis: str, column: str = "CORRECTED_DATA") -> dict[int, np.n
     return out
 
 
-def tp_eb(spec: S.SynthSpec, k: int, uid: str, work: str, dirs: dict, jyperk_csv: str, truth: dict) -> str:
-    """Simulate, deliver and calibrate one EB, correct the atmosphere and
-    subtract its baselines (the delivered baseline table); returns the
-    baseline-subtracted MS (what the pipeline images)."""
+def simulate_eb(spec: S.SynthSpec, k: int, uid: str, work: str, dirs: dict) -> tuple[str, dict, dict, dict]:
+    """Simulate EB ``k`` and deliver it as ``raw/<uid>.asdm.sdm``: (ASDM path,
+    structure info, instrument parameters, SysCal truth)."""
     _log(f"synth: total power EB {k + 1}/{spec.nebs} {uid}")
     sim = os.path.join(work, f"sim{k}.ms")
     info = tp_sim.simulate_structure(spec, k, sim)
@@ -200,25 +228,46 @@ def tp_eb(spec: S.SynthSpec, k: int, uid: str, work: str, dirs: dict, jyperk_csv
     raw = os.path.join(dirs["raw"], f"{uid}.asdm.sdm")
     syscal = tp_sim.export(sim, raw, uid, info, spec, params)
     shutil.rmtree(sim)
-    vis = os.path.join(work, f"{uid}.ms")
-    casatasks.importasdm(asdm=raw, vis=vis, ocorr_mode="ao", asis=ASIS_TP, lazy=False, bdfflags=True,
-                         process_caldevice=False, savecmds=False, with_pointing_correction=True,
-                         overwrite=True)
+    return raw, info, params, syscal
+
+
+#: importasdm's arguments for a TP ASDM (hsd_importdata's; a manual script's too).
+IMPORT_ARGS = {"ocorr_mode": "ao", "asis": ASIS_TP, "lazy": False, "bdfflags": True,
+               "process_caldevice": False, "with_pointing_correction": True}
+
+
+def import_eb(raw: str, vis: str) -> None:
+    """hsd_importdata's importasdm (``ocorr_mode='ao'``: FLOAT_DATA)."""
+    casatasks.importasdm(asdm=raw, vis=vis, savecmds=False, overwrite=True, **IMPORT_ARGS)
     if not os.path.isdir(vis):
         raise RuntimeError(f"importasdm(ocorr_mode='ao') did not read {raw}")
+
+
+def eb_meta(vis: str) -> dict:
+    """Intents, target field id and row count of an imported EB (truth)."""
     md = casatools.msmetadata()
     md.open(vis)
     try:
-        intents = sorted(md.intents())
-        field_id = int(md.fieldsforname(T.TARGET.name)[0])
-        nrows = int(md.nrows())
+        return {"intents": sorted(md.intents()), "field_id": int(md.fieldsforname(T.TARGET.name)[0]),
+                "rows": int(md.nrows())}
     finally:
         md.close()
+
+
+def tp_eb(spec: S.SynthSpec, k: int, uid: str, work: str, dirs: dict, jyperk_csv: str, truth: dict) -> str:
+    """Simulate, deliver and calibrate one EB, correct the atmosphere and
+    subtract its baselines (the delivered baseline table); returns the
+    baseline-subtracted MS (what the pipeline images)."""
+    raw, info, params, syscal = simulate_eb(spec, k, uid, work, dirs)
+    vis = os.path.join(work, f"{uid}.ms")
+    import_eb(raw, vis)
+    meta = eb_meta(vis)
     flagged = flag_bad(vis, info)
     calibrate.flagversions_tgz(vis, os.path.join(dirs["calibration"], f"{uid}.ms.flagversions.tgz"), uid)
     session = SH.eb_sessions(spec)[k]
     ctdir = os.path.join(work, "caltables", session)
     os.makedirs(ctdir, exist_ok=True)
+    field_id = meta["field_id"]
     tables = make_tables(vis, ctdir, uid, jyperk_csv, field_id)
     plw = calplan.PIPELINE_WORKDIR.format(mous=spec.mous)
     pl_entry = T.calapply_entry(uid, plw + f"{uid}.ms", {n: plw + os.path.basename(p) for n, p in tables.items()},
@@ -238,7 +287,7 @@ def tp_eb(spec: S.SynthSpec, k: int, uid: str, work: str, dirs: dict, jyperk_csv
         "baseline_table": os.path.basename(bltable),
         "auxcaltables_tarball": f"{spec.mous}.{session}.auxcaltables.tgz",
         "subscans": info["subscans"], "antennas": info["antennas"], "pads": info["pads"],
-        "syscal": syscal, "intents": intents, "field_id": field_id, "rows": nrows, "flagged": flagged,
+        "syscal": syscal, **meta, "flagged": flagged,
         "generator_peak_jy_per_spw": {str(s): float(np.nanmax(v)) for s, v in spectra.items()},
         "method_a": {"atmcor": os.path.basename(atm), "baselined": os.path.basename(bl_ms),
                      "peak_jy_per_spw": {str(s): float(np.nanmax(v)) for s, v in bl_spectra.items()},
@@ -316,62 +365,75 @@ def tp_common(spec: S.SynthSpec, work: str, dirs: dict, truth: dict, jyperk_text
                                    jyperk=f"{n['auxproducts']}::jyperk.csv")
 
 
+def imaging_args(s: int, infiles: list[str], outfile: str) -> dict:
+    """tsdimaging's arguments for the cube of window ``s`` (hsd_imaging's: SF
+    kernel, 9 arcsec cells, the target's ON data, Jy/beam)."""
+    return dict(infiles=list(infiles), outfile=outfile, overwrite=True, field=T.TARGET.name, spw=str(s),
+                intent="OBSERVE_TARGET#ON_SOURCE", mode="channel", nchan=-1, start=0, width=1, outframe="",
+                imsize=[15, 15], cell="9arcsec", phasecenter=f"J2000 {T.TARGET.ra} {T.TARGET.dec}",
+                stokes="I", gridfunction="SF", convsupport=6, brightnessunit="Jy/beam")
+
+
+def sd_beam_arcsec(s: int) -> float:
+    """A single ON position has no raster sampling for tsdimaging to derive
+    the beam from; it is set as the pipeline's SD beam heuristic states it
+    for a 12-m dish (1.13 lambda / D), convolved with the gridding kernel's width."""
+    lam = 299792458.0 / T.SPWS[s].center_hz
+    return float(np.hypot(1.13 * lam / T.DISH_M * 206264.806, 9.0 * 6 / 2.0))
+
+
+#: exportfits' arguments of the delivered cubes.
+EXPORT_ARGS = {"overwrite": True, "velocity": False, "optical": False, "bitpix": -32, "dropstokes": False,
+               "stokeslast": True}
+
+
+def image_truth(img: str, s: int, what: str) -> dict:
+    """The truth of one cube (peak, unit, beam, shape) read from its CASA image."""
+    ia = casatools.image()
+    ia.open(img)
+    try:
+        data = ia.getchunk(dropdeg=True)
+        data = np.where(ia.getchunk(getmask=True, dropdeg=True), data, np.nan)   # NaN in the FITS
+        unit = ia.brightnessunit()
+        beam = ia.restoringbeam()["major"]["value"]
+    finally:
+        ia.close()
+    c = data[data.shape[0] // 2, data.shape[1] // 2]
+    return {"spw": s, "peak_jy_per_beam": float(np.nanmax(data)), "bunit": unit,
+            "beam_arcsec": float(beam), "shape": list(data.shape),
+            "centre_peak_jy_per_beam": float(np.nanmax(c)),
+            "note": f"tsdimaging (SF kernel, 9 arcsec cells) of {what} of every EB"}
+
+
 def tp_products(spec: S.SynthSpec, mss: list[str], work: str, productdir: str) -> dict:
     """One cube per window from every EB's baseline-subtracted ON data
-    (tsdimaging, Jy/beam), as hsd_imaging makes them.  A single ON position has no raster sampling for tsdimaging to
-    derive the beam from; it is set as the pipeline's SD beam heuristic
-    states it for a 12-m dish (1.13 lambda / D), convolved with the
-    gridding kernel's width."""
+    (tsdimaging, Jy/beam), as hsd_imaging makes them (beam: :func:`sd_beam_arcsec`)."""
     out = {}
     for s in range(len(T.SPWS)):
         base = os.path.join(work, f"tp_spw{s}")
         img = base + ".image"
         for p in (img, base + ".weight"):
             shutil.rmtree(p, ignore_errors=True)
-        casatasks.tsdimaging(infiles=mss, outfile=base, overwrite=True, field=T.TARGET.name, spw=str(s),
-                             intent="OBSERVE_TARGET#ON_SOURCE", mode="channel", nchan=-1, start=0, width=1,
-                             outframe="", imsize=[15, 15], cell="9arcsec",
-                             phasecenter=f"J2000 {T.TARGET.ra} {T.TARGET.dec}",
-                             stokes="I", gridfunction="SF", convsupport=6, brightnessunit="Jy/beam")
+        casatasks.tsdimaging(**imaging_args(s, mss, base))
         if not os.path.isdir(img):
             raise RuntimeError(f"tsdimaging wrote no {img}")
-        lam = 299792458.0 / T.SPWS[s].center_hz
-        pb = 1.13 * lam / T.DISH_M * 206264.806
-        beam = float(np.hypot(pb, 9.0 * 6 / 2.0))
+        beam = sd_beam_arcsec(s)
         ia = casatools.image()
         ia.open(img)
         try:
             ia.setrestoringbeam(major=f"{beam}arcsec", minor=f"{beam}arcsec", pa="0deg")
             ia.setbrightnessunit("Jy/beam")
-            data = ia.getchunk(dropdeg=True)
-            data = np.where(ia.getchunk(getmask=True, dropdeg=True), data, np.nan)   # NaN in the FITS
-            unit = ia.brightnessunit()
         finally:
             ia.close()
         name = T.product_name(spec.mous, s)
-        casatasks.exportfits(imagename=img, fitsimage=os.path.join(productdir, name), overwrite=True,
-                             velocity=False, optical=False, bitpix=-32, dropstokes=False, stokeslast=True)
-        c = data[data.shape[0] // 2, data.shape[1] // 2]
-        out[name] = {"spw": s, "peak_jy_per_beam": float(np.nanmax(data)), "bunit": unit,
-                     "beam_arcsec": beam, "shape": list(data.shape),
-                     "centre_peak_jy_per_beam": float(np.nanmax(c)),
-                     "note": "tsdimaging (SF kernel, 9 arcsec cells) of the baseline-subtracted ON data of every EB"}
+        casatasks.exportfits(imagename=img, fitsimage=os.path.join(productdir, name), **EXPORT_ARGS)
+        out[name] = image_truth(img, s, "the baseline-subtracted ON data")
     return out
 
 
-def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
-    """The whole TP delivery under ``tmp/stage`` (moved into ``outdir`` by generate())."""
-    stage = os.path.join(tmp, "stage")
-    work = os.path.join(tmp, "work")
-    os.makedirs(work)
-    member = tree.member_path(stage, spec)
-    dirs = tree.make_dirs(member, spec)
-    truth_stage = os.path.join(stage, "truth")
-    os.makedirs(truth_stage)
-    final_member = tree.member_path(outdir, spec)
-    final_truth = os.path.join(outdir, "truth")
-    to_final = lambda p: p.replace(stage, outdir, 1)  # noqa: E731
-    truth: dict = {
+def truth_head(spec: S.SynthSpec, outdir: str, final_member: str, final_truth: str) -> dict:
+    """The truth keys every TP delivery has before its EBs are built."""
+    return {
         "generator": "almaqa_casa.synth", "spec": dataclasses.asdict(spec), "variant": spec.variant,
         "project": spec.project, "science_goal": spec.ous_uids[0], "group": spec.ous_uids[1],
         "mous": spec.mous, "ebs": list(spec.eb_uids), "calibration": spec.calibration,
@@ -381,23 +443,16 @@ def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
         "spws": [{"id": k, "name": sw.name, "nchan": sw.nchan, "kind": sw.kind, "center_hz": sw.center_hz,
                   "width_hz": sw.width_hz, "chan0_hz": float(sw.freqs[0])} for k, sw in enumerate(T.SPWS)],
     }
-    jyperk_text = T.jyperk_csv(list(spec.eb_uids))
-    jyperk_path = os.path.join(work, "jyperk.csv")
-    _write(work, "jyperk.csv", jyperk_text)
-    mss = []
-    with _cwd(work):
-        for k, uid in enumerate(spec.eb_uids):
-            mss.append(tp_eb(spec, k, uid, work, dirs, jyperk_path, truth))
-        tp_common(spec, work, dirs, truth, jyperk_text)
-        truth["images"] = tp_products(spec, mss, work, dirs["product"])
-    for uid in spec.eb_uids:
-        truth["eb"][uid]["asdm"] = to_final(truth["eb"][uid]["asdm"])
+
+
+def total_power_truth(spec: S.SynthSpec, truth: dict) -> dict:
+    """``truth['total_power']``: what a correct restore of any TP delivery
+    (pipeline or manual) shows: factors, peak, lines, noise, flagged data."""
     peaks = {str(s): float(np.max(T.source_spectrum(s))) for s in range(len(T.SPWS))}
-    truth["total_power"] = {
-        "antennas": list(T.ANTENNAS), "corrs": list(T.CORRS), "ocorr_mode": "ao",
-        "restore_task": "hsd_restoredata", "asis": ASIS_TP, "observing_mode": "position switch (ON/OFF)",
-        "off_offset_arcmin": T.OFF_OFFSET_ARCMIN,
-        "jyperk": _jyperk_truth(spec), "jyperk_file": truth["pipeline_files"]["jyperk"],
+    return {
+        "antennas": list(T.ANTENNAS), "corrs": list(T.CORRS), "ocorr_mode": "ao", "asis": ASIS_TP,
+        "observing_mode": "position switch (ON/OFF)", "off_offset_arcmin": T.OFF_OFFSET_ARCMIN,
+        "jyperk": _jyperk_truth(spec),
         "peak_jy": max(peaks.values()), "peak_jy_per_spw": peaks,
         "peak_channel_per_spw": {str(s): int(np.argmax(T.source_spectrum(s))) for s in range(len(T.SPWS))},
         "spectrum_jy_per_spw": {str(s): T.source_spectrum(s) for s in range(len(T.SPWS))},
@@ -410,6 +465,14 @@ def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
         "noise_jy_per_sample": _noise_jy(spec, truth),
         "noise_note": "one calibrated ON integration and channel of one antenna and polarization",
         "bad_data": {uid: truth["eb"][uid]["flagged"] for uid in spec.eb_uids},
+        "products": sorted(truth["images"]),
+    }
+
+
+def _pipeline_truth(spec: S.SynthSpec, truth: dict) -> dict:
+    """The pipeline route's part of ``truth['total_power']``."""
+    return {
+        "restore_task": "hsd_restoredata", "jyperk_file": truth["pipeline_files"]["jyperk"],
         "table_types": TABLE_TYPES, "atmcor": ATMCOR,
         "baseline": {"tables": {uid: truth["eb"][uid]["baseline_table"] for uid in spec.eb_uids},
                      "auxcalapply": {uid: f"{uid}.ms.auxcalapply.txt" for uid in spec.eb_uids},
@@ -417,29 +480,65 @@ def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
                              "spectrum, of the atmcor output (hsd_atmcor then hsd_baseline)"),
                      "input": "<uid>.ms.atmcor.atmtype1", "output": "<uid>.ms.atmcor.atmtype1_bl"},
         "calapply_interp": {"sky": "linear,linear", "tsys": "linear,linear", "k2jy": "nearest,nearest"},
-        "products": sorted(truth["images"]),
         "scriptforpi": ("scriptForPI.py splits every EB (TP is never pipeline-imaged with "
                         "hif_makeimages): <uid>.ms.split.cal holds the science spws, CORRECTED as DATA"),
     }
+
+
+def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
+    """The whole TP delivery under ``tmp/stage`` (moved into ``outdir`` by
+    generate()): pipeline-calibrated, or manually (:mod:`.tp_manual`)."""
+    stage = os.path.join(tmp, "stage")
+    work = os.path.join(tmp, "work")
+    os.makedirs(work)
+    member = tree.member_path(stage, spec)
+    dirs = tree.make_dirs(member, spec)
+    truth_stage = os.path.join(stage, "truth")
+    os.makedirs(truth_stage)
+    final_truth = os.path.join(outdir, "truth")
+    to_final = lambda p: p.replace(stage, outdir, 1)  # noqa: E731
+    truth = truth_head(spec, outdir, tree.member_path(outdir, spec), final_truth)
+    manual = spec.calibration == "manual"
+    with _cwd(work):
+        if manual:
+            from . import tp_manual
+            mss = [tp_manual.manual_eb(spec, k, uid, work, dirs, truth) for k, uid in enumerate(spec.eb_uids)]
+            truth["images"] = tp_manual.write_common(spec, work, dirs, truth, mss)
+        else:
+            jyperk_text = T.jyperk_csv(list(spec.eb_uids))
+            jyperk_path = _write(work, "jyperk.csv", jyperk_text)
+            mss = [tp_eb(spec, k, uid, work, dirs, jyperk_path, truth) for k, uid in enumerate(spec.eb_uids)]
+            tp_common(spec, work, dirs, truth, jyperk_text)
+            truth["images"] = tp_products(spec, mss, work, dirs["product"])
+    for uid in spec.eb_uids:
+        truth["eb"][uid]["asdm"] = to_final(truth["eb"][uid]["asdm"])
+    truth["total_power"] = total_power_truth(spec, truth)
+    truth["total_power"].update(tp_manual.manual_truth(spec) if manual else _pipeline_truth(spec, truth))
     _texts(spec, member, dirs, work)
     tarpaths = tree.archive_tars(spec, stage, os.path.join(stage, "archive")) if spec.tars else []
     truth_path = os.path.join(truth_stage, "truth.json")
     truth["truth_path"] = os.path.join(final_truth, "truth.json")
     truth["tars"] = [to_final(p) for p in tarpaths]
     TR.write_json(truth_path, truth)
-    return {"project_dir": os.path.join(outdir, spec.project), "member_dir": final_member,
+    return {"project_dir": os.path.join(outdir, spec.project), "member_dir": truth["member_dir"],
             "truth_path": truth["truth_path"], "truth_dir": final_truth, "truth": json.loads(
                 json.dumps(truth, default=TR._jsonable)),
             "spec": spec, "tars": truth["tars"], "variant": spec.variant}
 
 
 def _texts(spec: S.SynthSpec, member: str, dirs: dict, work: str) -> None:
-    casa_version = SH.versions(spec)[0]
+    manual = spec.calibration == "manual"
+    if manual:
+        from .manual_scripts import version_pin
+        casa_version = version_pin(spec)[0]
+    else:
+        casa_version = SH.versions(spec)[0]
     names = SH.file_names(spec)
     with open(os.path.join(member, names["readme"]), "w") as fh:
         fh.write(tree.readme(spec, casa_version))
     summary = {"Project": spec.project, "MOUS": spec.mous, "EBs": ", ".join(spec.eb_uids),
                "CASA version": casa_version, "Array": "ACA total power (PM01-PM04)", "QA2": "PASS (synthetic)"}
     tree.qa_files(spec, dirs["qa"], work, summary)
-    with open(os.path.join(dirs[names["cmdlog_dir"]], names["cmdlog"]), "w") as fh:
-        fh.write(commands_log(spec))
+    if not manual:
+        with open(os.path.join(dirs[names["cmdlog_dir"]], names["cmdlog"]), "w") as fh:
+            fh.write(commands_log(spec))

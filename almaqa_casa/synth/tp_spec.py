@@ -181,9 +181,9 @@ def spw_list() -> str:
     return ",".join(str(i) for i in range(len(SPWS)))
 
 
-def calapply_entry(uid: str, vis: str, tables: dict[str, str], field_id: int) -> dict:
+def calapply_entry(uid: str, vis: str, tables: dict[str, str], field_id: int | str) -> dict:
     """The one TARGET line hsd_applycal's calibration state exports: the sky
-    table (``gainfield`` the OFF field, here the target itself, ``linear``),
+    table (``gainfield`` the OFF field, here the target itself (id or name), ``linear``),
     Tsys (``linear,linear``) and the Jy/K table (``nearest,nearest``)."""
     return {"vis": vis, "field": TARGET.name, "intent": "TARGET", "spw": spw_list(), "antenna": "",
             "gaintable": [tables["sky"], tables["tsys"], tables["k2jy"]],
