@@ -30,7 +30,8 @@ Then one cProfile'd cold run with the atmosphere evaluated inline
 (``atm_threads=0``, so the phases add up to its total) gives the seconds per
 phase and the top functions.  CPU seconds (all threads) are reported next to
 the wall seconds: the heuristic evaluates the atmosphere of each spw in a
-worker thread while it reads, which only pays when a core is free.
+worker thread (side by side, before it reads), which only pays when a core
+is free.
 
 Usage::
 

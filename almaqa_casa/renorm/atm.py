@@ -9,9 +9,9 @@ target scans) and the transmission and its fitted lines are cached per
 elevation bin.  Line finding and fitting follow ``fitAtmLines`` exactly.
 
 The tool costs 2-4 ms of CPU per channel (``initSpectralWindow``), so two more
-things keep it off the critical path: the spws are evaluated in worker
-threads (the tool releases the GIL; each thread has its own tool) while the
-caller reads the autocorrelations, and the opacity is cached in-process
+things shorten it: the spws are evaluated side by side in worker threads
+(the tool releases the GIL; each thread has its own tool; nothing else of
+CASA runs meanwhile), and the opacity is cached in-process
 per exact input (channel frequencies, pressure, humidity, temperature,
 PWV, image LO), so another MS or call with the same conditions reuses it.
 """

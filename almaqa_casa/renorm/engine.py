@@ -61,9 +61,9 @@ class Options:
     #: autocorrelations before the analysis: ``(read_correction(table))``,
     #: i.e. ``({(spw, field, scan): N}, {spw: channel freqs})`` of that table
     divide_by: tuple | None = None
-    #: threads evaluating the atmosphere tool (one spw each) while the
+    #: threads evaluating the atmosphere tool (one spw each) before the
     #: autocorrelations are read: None = one per spw up to the usable CPUs,
-    #: 0 = in the calling thread, before the read (same numbers either way)
+    #: 0 = in the calling thread (same numbers either way)
     atm_threads: int | None = None
     #: with ``atm_auto_exclude`` off the atmosphere cannot change a scaling
     #: or the table, only the false-positive warning, and that warning needs
@@ -203,7 +203,7 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                            & set(info.scans_for_spw[s]))
             plan[(t, s)] = scans
     bp_for_spw = {s: sorted(set(info.bandpass_scans) & set(info.scans_for_spw[s])) for s in spws}
-    # ---- atmosphere: once per spw, in worker threads while reading ---------
+    # ---- atmosphere: once per spw, in worker threads, before the read -------
     use_atm = opt.check_false_positives or opt.atm_auto_exclude
     defer_atm = use_atm and opt.atm_only_if_exceeding and not opt.atm_auto_exclude
     if defer_atm:
@@ -368,9 +368,16 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
 def _with_atmosphere(vis: str, info: MSInfo, spws: Sequence[int],
                      plan: dict[tuple[str, int], list[int]], opt: Options,
                      work: Callable[[], object]) -> tuple:
-    """Evaluate the atmosphere of ``spws`` (none: no model) in worker threads
-    while ``work()`` runs; returns the model, the elevation of every planned
-    scan, and what ``work`` returned."""
+    """Evaluate the atmosphere of ``spws`` (none: no model), one spw per worker
+    thread, then run ``work()``; returns the model, the elevation of every
+    planned scan, and what ``work`` returned.
+
+    Only atmosphere tools (one per thread) run side by side: casacore's table
+    and measures code is not documented thread-safe, so the elevations are
+    computed before the threads start and ``work`` (the table reads) after
+    they end.  The overlap saved only the read (0.2-0.3 s per MS); a segfault
+    seen once in a thread of a benchmark process that overlapped them (cause
+    not found) made it not worth the risk."""
     if not spws:
         return None, {}, work()
     atm = atmmod.AtmModel(bin_deg=opt.elevation_bin_deg)
@@ -385,12 +392,11 @@ def _with_atmosphere(vis: str, info: MSInfo, spws: Sequence[int],
     try:
         for job in jobs:
             atm.set_spw(*job, executor=pool)
-        out = work()
         atm.wait()
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    return atm, elevations, out
+    return atm, elevations, work()
 
 
 def _add_scan_mask(masks: dict[int, np.ndarray], scan: int, mask: np.ndarray) -> str | None:
