@@ -62,6 +62,7 @@ def test_the_delivered_scripts_ran(restored, tp_manual_delivery):
         assert e["status"] == "ok" and e["steps"] == [f"{uid}:script"]
         assert e["ran"] == str(member / "script" / f"{uid}.ms.scriptForSDCalibration.py")
         assert e["outputs"] == [str(out / f"{uid}.ms.split.cal")]
+        assert e["log"] == str(out / f"{uid}.calibration" / f"{uid}.scriptForSDCalibration.log")
         wd = out / f"{uid}.calibration"
         assert os.path.realpath(wd / uid) == os.path.realpath(member / "raw" / f"{uid}.asdm.sdm")
         # the tables the script computed from the data, of the pipeline's types

@@ -32,6 +32,12 @@ from .common import effective_level, final_cleanup, guard_dicts, post_steps
 __all__ = ["plan_manual"]
 
 
+def _script_kind(script: str) -> str:
+    """``scriptForCalibration`` or ``scriptForSDCalibration`` (total power): the
+    name of ``<uid>.ms.<kind>.py``, which names the script's log."""
+    return os.path.basename(script).removesuffix(".py").rsplit(".", 1)[-1]
+
+
 def plan_manual(member: Member, opts: RestoreOptions, texts: dict[str, str],
                 ephemerides: list[str], present_version: str) -> MemberPlan:
     """Plan the manual restore of one member.
@@ -81,7 +87,7 @@ def plan_manual(member: Member, opts: RestoreOptions, texts: dict[str, str],
             id=f"{uid}:script", kind="manual-eb", eb=uid, inputs=[e.asdm, e.script],
             outputs=[final], executes_code=True,
             params={"script": e.script, "workdir": wd, "links": links, "guards": guards,
-                    "log": os.path.join(wd, f"{uid}.scriptForCalibration.log"),
+                    "log": os.path.join(wd, f"{uid}.{_script_kind(e.script)}.log"),
                     "output": os.path.join(wd, f"{uid}.ms.split.cal")},
             note=f"run {os.path.basename(e.script)} (applyonly=True) in {wd}; move "
                  f"{uid}.ms.split.cal to {calibrated}"))
