@@ -5,8 +5,9 @@ rows in scope, sampled spectra, flag groups, and the Jy/K factor measured in
 the calibrated data equal to the truth's per antenna, spw and polarization.
 Sabotaged restores fail naming the EB, the check and the numbers: the
 calibrated data of EB 1 scaled by 1.1 after the restore (``jyperk``); the
-flags of EB 2 cleared in its split (``flags``); a delivery whose calapply list
-of EB 1 has no applycal line (``calapply``, ``coverage``).
+flags of EB 2 cleared in its split (``flags``); EB 1's calapply line restricted
+to spw 0 (``coverage``, and ``jyperk`` factors of 1 for spw 1).  A calapply list
+with its only line removed is refused before any work, naming the file.
 """
 from __future__ import annotations
 
