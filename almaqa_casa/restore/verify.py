@@ -212,14 +212,14 @@ def _selfcal_check(plan: MemberPlan, uid: str) -> vr.Check | None:
     """The targets MSs of an EB the restore self-calibrated: CORRECTED_DATA differs from
     DATA in the fields and spws selfcal.json applies the tables to, and equals it
     elsewhere (None: no selfcal step for this EB)."""
-    from .steps.selfcal import _spw_keys, spw_selection
+    from .steps.selfcal import spw_keys, spw_selection
     step = next((s for s in plan.steps if s.id == f"{uid}:selfcal"), None)
     if step is None:
         return None
     apps = step.params.get("applications") or []
     samples: list[dict] = []
     missing: list[str] = []
-    ref_keys = _spw_keys(step.inputs[0]) if os.path.isdir(step.inputs[0]) else {}
+    ref_keys = spw_keys(step.inputs[0]) if os.path.isdir(step.inputs[0]) else {}
     for vis in step.inputs:
         name = os.path.basename(vis)
         mine = [a for a in apps if a["vis"] == name]
@@ -232,7 +232,7 @@ def _selfcal_check(plan: MemberPlan, uid: str) -> vr.Check | None:
         if "CORRECTED_DATA" not in meta.columns:
             missing.append(f"{name} has no CORRECTED_DATA column")
             continue
-        keys = _spw_keys(vis)
+        keys = spw_keys(vis)
         applied = {(a["field"], int(x)) for a in mine
                    for x in spw_selection(a["spw"], ref_keys or keys, keys, vis).split(",") if x}
         for f, field in enumerate(meta.field_names):

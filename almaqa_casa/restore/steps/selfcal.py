@@ -27,7 +27,7 @@ from ..plan import Step
 from ..planners.pipeline import SELFCAL_MARKER as MARKER
 from . import StepContext, body
 
-__all__ = ["apply_selfcal", "selfcal_result", "spw_selection", "MARKER"]
+__all__ = ["apply_selfcal", "selfcal_result", "spw_keys", "spw_selection", "MARKER"]
 
 
 def _log(msg: str, level: str = "INFO") -> None:
@@ -65,7 +65,7 @@ def _tables_into(params: dict, dest: str) -> str:
     return dest
 
 
-def _spw_keys(vis: str) -> dict[int, tuple[int, float]]:
+def spw_keys(vis: str) -> dict[int, tuple[int, float]]:
     """spw id -> (channels, first channel frequency rounded to 1 Hz)."""
     from casatools import table
     tb = table()
@@ -103,7 +103,7 @@ def spw_selection(sel: str, ref_keys: dict, keys: dict, vis: str) -> str:
 def apply_selfcal(vis: str, apps: list[dict], tabledir: str, ref_spws: dict | None = None
                   ) -> list[dict]:
     """applycal of each application (dicts of :class:`~almaqa_casa.delivery.selfcal.
-    SelfcalApplication`) to ``vis``, in place.  ``ref_spws``: :func:`_spw_keys` of the
+    SelfcalApplication`) to ``vis``, in place.  ``ref_spws``: :func:`spw_keys` of the
     targets MS the JSON's spw ids refer to (default: ``vis``'s own).  Returns what
     was applied."""
     from casatasks import applycal
@@ -111,7 +111,7 @@ def apply_selfcal(vis: str, apps: list[dict], tabledir: str, ref_spws: dict | No
     from ...delivery.calapply import casa_intents
     from ..casasteps import state_obsmodes, write_history
     intent = casa_intents("TARGET", state_obsmodes(vis))
-    keys = _spw_keys(vis)
+    keys = spw_keys(vis)
     done = []
     for a in apps:
         tables = [os.path.join(tabledir, t) for t in a["gaintable"]]
@@ -132,7 +132,7 @@ def selfcal(ctx: StepContext, step: Step) -> dict:
     p = step.params
     tabledir = _tables_into(p, p["tabledir"])
     applied: dict[str, list[dict]] = {}
-    ref = _spw_keys(step.inputs[0])          # the targets MS: spw_real's ids are its ids
+    ref = spw_keys(step.inputs[0])          # the targets MS: spw_real's ids are its ids
     for vis in step.inputs:
         name = os.path.basename(vis)
         apps = [a for a in p["applications"] if a["vis"] == name]
