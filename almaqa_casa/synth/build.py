@@ -221,12 +221,7 @@ def _build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
     if spec.total_power:
         from .tp_build import build as build_total_power
         return build_total_power(spec, tmp, outdir)
-    stage = os.path.join(tmp, "stage")
-    work = os.path.join(tmp, "work")
-    os.makedirs(work)
-    member = tree.member_path(stage, spec)
-    dirs = tree.make_dirs(member, spec)
-    truth_stage = os.path.join(stage, "truth")
+    stage, work, member, dirs, truth_stage = tree.staging(tmp, spec)
     for d in ("reference", "images", "corruptions"):
         os.makedirs(os.path.join(truth_stage, d))
     final_member = tree.member_path(outdir, spec)

@@ -488,13 +488,7 @@ def _pipeline_truth(spec: S.SynthSpec, truth: dict) -> dict:
 def build(spec: S.SynthSpec, tmp: str, outdir: str) -> dict:
     """The whole TP delivery under ``tmp/stage`` (moved into ``outdir`` by
     generate()): pipeline-calibrated, or manually (:mod:`.tp_manual`)."""
-    stage = os.path.join(tmp, "stage")
-    work = os.path.join(tmp, "work")
-    os.makedirs(work)
-    member = tree.member_path(stage, spec)
-    dirs = tree.make_dirs(member, spec)
-    truth_stage = os.path.join(stage, "truth")
-    os.makedirs(truth_stage)
+    stage, work, member, dirs, truth_stage = tree.staging(tmp, spec)
     final_truth = os.path.join(outdir, "truth")
     to_final = lambda p: p.replace(stage, outdir, 1)  # noqa: E731
     truth = truth_head(spec, outdir, tree.member_path(outdir, spec), final_truth)

@@ -17,6 +17,19 @@ def member_path(root: str, spec: S.SynthSpec) -> str:
     return os.path.join(root, spec.project, f"science_goal.{sg}", f"group.{g}", f"member.{m}")
 
 
+def staging(tmp: str, spec: S.SynthSpec) -> tuple[str, str, str, dict[str, str], str]:
+    """The build folders under ``tmp``: ``(stage, work, member, dirs, truth_stage)``,
+    the delivery and its truth staged before generate() moves them into place."""
+    stage = os.path.join(tmp, "stage")
+    work = os.path.join(tmp, "work")
+    os.makedirs(work)
+    member = member_path(stage, spec)
+    dirs = make_dirs(member, spec)
+    truth_stage = os.path.join(stage, "truth")
+    os.makedirs(truth_stage, exist_ok=True)
+    return stage, work, member, dirs, truth_stage
+
+
 def make_dirs(member: str, spec: S.SynthSpec | None = None) -> dict[str, str]:
     """The member's subfolders as the shape has them (all six by default)."""
     names = SH.subfolders(spec) if spec is not None else (
