@@ -438,7 +438,7 @@ def import_asdm_autocorr(asdm: str, vis: str, lazy: bool = True, ocorr_mode: str
 
 def sd_metadata(vis: str) -> dict:
     """Antenna names, correlations and science spw frequency ranges of a TP MS."""
-    from casatools import msmetadata, table
+    from casatools import msmetadata
     md = msmetadata()
     md.open(vis)
     try:
@@ -451,14 +451,22 @@ def sd_metadata(vis: str) -> dict:
         ants = [str(a) for a in md.antennanames()]
     finally:
         md.close()
+    return {"antennas": ants, "spws": ranges, "pols": corr_names(vis)}
+
+
+#: Stokes codes of the correlations ALMA records (casacore's Stokes enum).
+CORR_NAMES = {9: "XX", 10: "XY", 11: "YX", 12: "YY", 5: "RR", 8: "LL", 1: "I"}
+
+
+def corr_names(vis: str) -> list[str]:
+    """Names of the correlations of ``vis`` (its first POLARIZATION row)."""
+    from casatools import table
     tb = table()
     tb.open(os.path.join(vis, "POLARIZATION"))
     try:
-        codes = tb.getcell("CORR_TYPE", 0)
+        return [CORR_NAMES.get(int(c), str(c)) for c in tb.getcell("CORR_TYPE", 0)]
     finally:
         tb.close()
-    names = {9: "XX", 10: "XY", 11: "YX", 12: "YY", 5: "RR", 8: "LL", 1: "I"}
-    return {"antennas": ants, "spws": ranges, "pols": [names.get(int(c), str(c)) for c in codes]}
 
 
 def make_k2jy_table(vis: str, csv_text: str, caltable: str) -> None:

@@ -28,7 +28,6 @@ __all__ = ["measure_jyperk", "without_k2jy"]
 
 #: ON_SOURCE integrations (times) recalibrated per EB: every antenna and spw at each.
 NTIMES = 3
-_POLS = {9: "XX", 10: "XY", 11: "YX", 12: "YY", 5: "RR", 8: "LL", 1: "I"}
 
 
 def without_k2jy(app: CalApplication) -> CalApplication | None:
@@ -44,16 +43,6 @@ def without_k2jy(app: CalApplication) -> CalApplication | None:
     return dataclasses.replace(app, gaintable=pick(app.gaintable), gainfield=pick(app.gainfield),
                                spwmap=pick(app.spwmap), interp=pick(app.interp),
                                calwt=pick(app.calwt))
-
-
-def _pols(vis: str) -> list[str]:
-    import casatools
-    tb = casatools.table()
-    tb.open(os.path.join(vis, "POLARIZATION"))
-    try:
-        return [_POLS.get(int(c), str(c)) for c in tb.getcell("CORR_TYPE", 0)]
-    finally:
-        tb.close()
 
 
 def _times(full: str, where: str) -> list[float]:
@@ -111,7 +100,7 @@ def measure_jyperk(full: str, working: str, apps: Sequence[CalApplication], wher
     ``{'times', 'spectra', 'channels'}`` (what was compared)."""
     from casatasks import mstransform
 
-    from .casasteps import apply_calibration_sd
+    from .casasteps import apply_calibration_sd, corr_names
     times = _times(full, where)
     counts = {"times": len(times), "spectra": 0, "channels": 0}
     sky_tsys = [a for a in (without_k2jy(x) for x in apps) if a is not None]
@@ -128,7 +117,7 @@ def measure_jyperk(full: str, working: str, apps: Sequence[CalApplication], wher
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     got = _rows(vis, times, column)
-    pols = _pols(vis)
+    pols = corr_names(vis)
     ratios: dict[tuple[str, int, str], list[float]] = {}
     for key, (r, rf) in ref.items():
         if key not in got:
