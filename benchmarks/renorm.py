@@ -26,12 +26,10 @@ per spw), then times, in interleaved rounds (best of ``--repeat``):
               (set ALMAQA_ALMARENORM=/path/to/almarenorm.py), plots off;
 * plots     - the full task once (heuristic + plots + HTML + JSON).
 
-Then one cProfile'd cold run with the atmosphere evaluated inline
-(``atm_threads=0``, so the phases add up to its total) gives the seconds per
-phase and the top functions.  CPU seconds (all threads) are reported next to
-the wall seconds: the heuristic evaluates the atmosphere of each spw in a
-worker thread (side by side, before it reads), which only pays when a core
-is free.
+Then one cProfile'd cold run gives the seconds per phase and the top
+functions.  CPU seconds are reported next to the wall seconds (the heuristic
+runs in one thread: CASA's atmosphere tool is not thread-safe, see
+``benchmarks/atm_threads.py``; the almarenorm.py reference runs in one too).
 
 Usage::
 
@@ -106,12 +104,12 @@ def timed(fn):
 
 
 def profile_phases(vis: str) -> dict:
-    """Seconds per phase and the top functions of one cold, inline run."""
+    """Seconds per phase and the top functions of one cold run."""
     atmmod.clear_opacity_cache()
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
-    engine.run(vis, engine.Options(atm_threads=0))
+    engine.run(vis, engine.Options())
     prof.disable()
     total = time.perf_counter() - t0
     st = pstats.Stats(prof).stats
@@ -203,7 +201,7 @@ def measure(args) -> dict:
         "benchmark": "renorm",
         "parameters": {"workdir": args.workdir, "repeat": args.repeat, "vis": vis,
                        "almarenorm": ref if pipeline is not None else None,
-                       "cpus": engine._ncpu(), "load_average_1min": os.getloadavg()[0]},
+                       "cpus": len(os.sched_getaffinity(0)), "load_average_1min": os.getloadavg()[0]},
         "ms": {"size_mb": round(mb, 1), "autocorrelation_rows": int(nrow),
                "antennas": info.nant, "spws": list(info.fdm_spws),
                "channels": info.spws[info.fdm_spws[0]].nchan,
@@ -217,9 +215,8 @@ def measure(args) -> dict:
                        "tool_runs_cold": rr.atm.n_tool_calls - rr.atm.n_cache_hits,
                        "tool_runs_warm": warm.atm.n_tool_calls - warm.atm.n_cache_hits,
                        "cache_hits_warm": warm.atm.n_cache_hits,
-                       "line_fits_elevation_bins": rr.atm.n_fits,
-                       "threads": min(len(info.fdm_spws), engine._ncpu())},
-        "profile_inline_cold_run": prof,
+                       "line_fits_elevation_bins": rr.atm.n_fits},
+        "profile_cold_run": prof,
         "no_auto_exclude": {
             "spws_exceeding": sorted(r.spw for r in outs["no_auto_exclude_every_spw"].results
                                      if r.exceeds),
@@ -285,8 +282,8 @@ def print_text(r: dict) -> None:
         print(f"{label:38s}{s[key]:8.2f} s (cpu {c[key]:6.2f})  {q[key]:5.2f}x{extra}")
     if "pipeline" not in r:
         print("pipeline comparison skipped (set ALMAQA_ALMARENORM=/path/to/almarenorm.py)")
-    pr = r["profile_inline_cold_run"]
-    print(f"profile of one cold run, atmosphere inline ({pr['total_s']:.2f} s):")
+    pr = r["profile_cold_run"]
+    print(f"profile of one cold run ({pr['total_s']:.2f} s):")
     for k, v in pr["phases_s"].items():
         print(f"  {k:28s}{v:7.2f} s")
     print("  top functions (own time):")

@@ -8,12 +8,12 @@ evaluated once per spw (with the spw's median weather and PWV over its
 target scans) and the transmission and its fitted lines are cached per
 elevation bin.  Line finding and fitting follow ``fitAtmLines`` exactly.
 
-The tool costs 2-4 ms of CPU per channel (``initSpectralWindow``), so two more
-things shorten it: the spws are evaluated side by side in worker threads
-(the tool releases the GIL; each thread has its own tool; nothing else of
-CASA runs meanwhile), and the opacity is cached in-process
-per exact input (channel frequencies, pressure, humidity, temperature,
-PWV, image LO), so another MS or call with the same conditions reuses it.
+The tool costs 2-4 ms of CPU per channel (``initSpectralWindow``), so the
+opacity is also cached in-process per exact input (channel frequencies,
+pressure, humidity, temperature, PWV, image LO): another MS or call with the
+same conditions reuses it.  The tool is evaluated in one thread only: it is
+not thread-safe (two tools in two threads gave wrong spectra; see
+:func:`almaqa_casa.renorm.engine._with_atmosphere`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -272,6 +271,10 @@ def opacity_spectrum(freqs_hz: np.ndarray, pressure: float, humidity: float, tem
 
 #: Opacity spectra kept in-process (8-16 bytes per channel each: at most ~16 MB).
 OPACITY_CACHE_SIZE = 64
+#: Overrides :data:`OPACITY_CACHE_SIZE`; 0 turns the cache off.  Real EBs never share
+#: their weather, synthetic ones may: ``benchmarks/restore.py --no-atm-cache`` sets it
+#: so each EB pays for its atmosphere, as a real one does.
+CACHE_SIZE_ENV = "ALMAQA_ATM_CACHE_SIZE"
 _OPACITY_CACHE: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
 _OPACITY_LOCK = threading.Lock()
 
@@ -282,11 +285,35 @@ def _opacity_key(freqs_hz, pressure, humidity, temp_k, pwv_mm, image_lo_hz) -> t
             None if image_lo_hz is None else float(image_lo_hz))
 
 
+def opacity_cache_size(env: dict | None = None) -> int:
+    """How many opacity spectra the in-process cache keeps (``$ALMAQA_ATM_CACHE_SIZE``,
+    else :data:`OPACITY_CACHE_SIZE`).  The size changes speed, never numbers, so a value
+    that is not a whole number >= 0 is reported in the log and the default kept (a typo
+    must not cost the restore its renormalization)."""
+    val = (os.environ if env is None else env).get(CACHE_SIZE_ENV, "").strip()
+    if not val:
+        return OPACITY_CACHE_SIZE
+    try:
+        n = int(val)
+    except ValueError:
+        n = -1
+    if n < 0:
+        from ..log import post
+        post(f"{CACHE_SIZE_ENV}={val!r} is not a whole number >= 0 (0 turns the atmosphere "
+             f"cache off); the default {OPACITY_CACHE_SIZE} is used", "WARN")
+        return OPACITY_CACHE_SIZE
+    return n
+
+
 def cached_opacity(freqs_hz: np.ndarray, pressure: float, humidity: float, temp_k: float,
                    pwv_mm: float, image_lo_hz: float | None = None
                    ) -> tuple[np.ndarray, np.ndarray | None, bool]:
     """:func:`opacity_spectrum` through the in-process cache (exact inputs as
     key, so a hit returns what the tool would); also whether it was a hit."""
+    size = opacity_cache_size()
+    if size == 0:
+        tau, tau_sb = opacity_spectrum(freqs_hz, pressure, humidity, temp_k, pwv_mm, image_lo_hz)
+        return tau, tau_sb, False
     key = _opacity_key(freqs_hz, pressure, humidity, temp_k, pwv_mm, image_lo_hz)
     with _OPACITY_LOCK:
         hit = _OPACITY_CACHE.get(key)
@@ -297,7 +324,7 @@ def cached_opacity(freqs_hz: np.ndarray, pressure: float, humidity: float, temp_
     tau, tau_sb = opacity_spectrum(freqs_hz, pressure, humidity, temp_k, pwv_mm, image_lo_hz)
     with _OPACITY_LOCK:
         _OPACITY_CACHE[key] = (tau.copy(), None if tau_sb is None else tau_sb.copy())
-        while len(_OPACITY_CACHE) > OPACITY_CACHE_SIZE:
+        while len(_OPACITY_CACHE) > size:
             _OPACITY_CACHE.popitem(last=False)
     return tau, tau_sb, False
 
@@ -336,45 +363,24 @@ class AtmModel:
     n_cache_hits: int = 0
     n_fits: int = 0
     conditions: dict[int, dict] = field(default_factory=dict)
-    _pending: dict[int, tuple[Future, bool, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def set_spw(self, spw: int, freqs_hz: np.ndarray, pressure: float, humidity: float,
-                temp_c: float, pwv_mm: float, reverse: bool, image_lo_hz: float | None,
-                executor: Executor | None = None):
-        """Evaluate the atmosphere tool for a spw (once); with ``executor`` the
-        evaluation runs there and is collected when the spw is first used."""
-        if spw in self.opacity or spw in self._pending:
+                temp_c: float, pwv_mm: float, reverse: bool, image_lo_hz: float | None):
+        """Evaluate the atmosphere tool for a spw (once)."""
+        if spw in self.opacity:
             return
         self.conditions[spw] = {"pressure_mbar": pressure, "humidity_pct": humidity,
                                 "temperature_c": temp_c, "pwv_mm": pwv_mm}
-        args = (freqs_hz, pressure, humidity, temp_c + 273.15, pwv_mm, image_lo_hz)
-        if executor is None:
-            fut: Future = Future()
-            fut.set_result(cached_opacity(*args))
-        else:
-            fut = executor.submit(cached_opacity, *args)
-        self._pending[spw] = (fut, reverse, np.asarray(freqs_hz))
-        if executor is None:
-            self._collect(spw)
-
-    def _collect(self, spw: int) -> None:
-        """Store the finished evaluation of ``spw`` (waits for it)."""
-        if spw not in self._pending:
-            return
-        fut, reverse, freqs = self._pending.pop(spw)
-        tau, tau_sb, hit = fut.result()
+        tau, tau_sb, hit = cached_opacity(freqs_hz, pressure, humidity, temp_c + 273.15,
+                                          pwv_mm, image_lo_hz)
         self.n_tool_calls += 1
         self.n_cache_hits += int(hit)
         if reverse:
             tau = tau[::-1]
             tau_sb = None if tau_sb is None else tau_sb[::-1]
+        freqs = np.asarray(freqs_hz)
         self.opacity[spw] = (tau, tau_sb, freqs,
                              float(np.abs(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0))
-
-    def wait(self) -> None:
-        """Collect every pending evaluation (re-raises a failed one)."""
-        for spw in list(self._pending):
-            self._collect(spw)
 
     def transmission(self, spw: int, elevation: float) -> np.ndarray:
         """Transmission of ``spw`` at the bin of ``elevation`` (the same
@@ -382,14 +388,12 @@ class AtmModel:
         b = int(math.floor(elevation / self.bin_deg))
         if (spw, b) in self.lines:
             return self.lines[(spw, b)].transmission
-        self._collect(spw)
         return np.exp(-airmass((b + 0.5) * self.bin_deg) * self.opacity[spw][0])
 
     def at(self, spw: int, elevation: float, chanwidth_hz: float) -> AtmLines:
         """Transmission and line mask for ``spw`` at the bin of ``elevation``."""
         b = int(math.floor(elevation / self.bin_deg))
         key = (spw, b)
-        self._collect(spw)
         if key not in self.lines:
             el = (b + 0.5) * self.bin_deg
             tau, tau_sb, freqs, _ = self.opacity[spw]

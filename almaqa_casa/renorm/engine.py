@@ -18,9 +18,7 @@ autocorrelation rows); the rest is arithmetic from :mod:`.spectra`.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,10 +59,6 @@ class Options:
     #: autocorrelations before the analysis: ``(read_correction(table))``,
     #: i.e. ``({(spw, field, scan): N}, {spw: channel freqs})`` of that table
     divide_by: tuple | None = None
-    #: threads evaluating the atmosphere tool (one spw each) before the
-    #: autocorrelations are read: None = one per spw up to the usable CPUs,
-    #: 0 = in the calling thread (same numbers either way)
-    atm_threads: int | None = None
     #: with ``atm_auto_exclude`` off the atmosphere cannot change a scaling
     #: or the table, only the false-positive warning, and that warning needs
     #: a scaling above the threshold: evaluate the atmosphere after the
@@ -203,7 +197,7 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
                            & set(info.scans_for_spw[s]))
             plan[(t, s)] = scans
     bp_for_spw = {s: sorted(set(info.bandpass_scans) & set(info.scans_for_spw[s])) for s in spws}
-    # ---- atmosphere: once per spw, in worker threads, before the read -------
+    # ---- atmosphere: once per spw, before the read ---------------------------
     use_atm = opt.check_false_positives or opt.atm_auto_exclude
     defer_atm = use_atm and opt.atm_only_if_exceeding and not opt.atm_auto_exclude
     if defer_atm:
@@ -368,34 +362,23 @@ def run(vis: str, opt: Options, log: Callable[[str], None] = lambda s: None) -> 
 def _with_atmosphere(vis: str, info: MSInfo, spws: Sequence[int],
                      plan: dict[tuple[str, int], list[int]], opt: Options,
                      work: Callable[[], object]) -> tuple:
-    """Evaluate the atmosphere of ``spws`` (none: no model), one spw per worker
-    thread, then run ``work()``; returns the model, the elevation of every
-    planned scan, and what ``work`` returned.
+    """Evaluate the atmosphere of ``spws`` (none: no model), then run ``work()``;
+    returns the model, the elevation of every planned scan, and what ``work``
+    returned.
 
-    Only atmosphere tools (one per thread) run side by side: casacore's table
-    and measures code is not documented thread-safe, so the elevations are
-    computed before the threads start and ``work`` (the table reads) after
-    they end.  The overlap saved only the read (0.2-0.3 s per MS); a segfault
-    seen once in a thread of a benchmark process that overlapped them (cause
-    not found) made it not worth the risk."""
+    One spw after the other, in the calling thread: CASA's ``atmosphere`` tool
+    is not thread-safe.  Two tools evaluated side by side in two threads gave
+    a different opacity spectrum (by up to 0.18) in 12 of 400 evaluations, and
+    one such run crashed a process; serial evaluations are identical
+    (``benchmarks/atm_threads.py``).  EBs run side by side in processes
+    (qa_restore's ``nprocs``), where each has its own tool."""
     if not spws:
         return None, {}, work()
     atm = atmmod.AtmModel(bin_deg=opt.elevation_bin_deg)
-    jobs = _atm_inputs(vis, info, spws, plan)
-    nthreads = (min(len(jobs), _ncpu()) if opt.atm_threads is None
-                else min(len(jobs), max(0, int(opt.atm_threads))))
-    pool = ThreadPoolExecutor(max_workers=nthreads, thread_name_prefix="renorm-atm") \
-        if nthreads else None
-    # the elevations first: the measures tool is not used beside the atmosphere threads
     need = sorted({k for (_, s), ks in plan.items() if s in spws for k in ks})
     elevations = dict(zip(need, atmmod.elevations_deg([_scan_pointing(info, k) for k in need])))
-    try:
-        for job in jobs:
-            atm.set_spw(*job, executor=pool)
-        atm.wait()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    for job in _atm_inputs(vis, info, spws, plan):
+        atm.set_spw(*job)
     return atm, elevations, work()
 
 
@@ -460,13 +443,6 @@ def _deferred_atm_check(vis: str, info: MSInfo, plan: dict[tuple[str, int], list
                          [elevations[k] for k in res.scans])
         res.atm_warning = warning
     return atm
-
-
-def _ncpu() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:                       # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _atm_inputs(vis: str, info: MSInfo, spws: Sequence[int],

@@ -361,28 +361,37 @@ def _numbers(rr):
              for r in rr.results], rr.excludechan_final)
 
 
-def test_atmosphere_threads_and_cache_give_the_same_numbers(atm_ms):
-    """The old way (tool inline, no cache) against worker threads and a warm cache."""
+def test_atmosphere_cache_gives_the_same_numbers_in_one_thread(atm_ms, monkeypatch):
+    """A cold run against a warm cache; the tool runs in the calling thread only
+    (CASA's atmosphere tool is not thread-safe: benchmarks/atm_threads.py)."""
+    import threading
+
     from almaqa_casa.renorm import atm as atmmod
     from almaqa_casa.renorm import engine
     path, truth = atm_ms
+    threads = []
+    real = atmmod.opacity_spectrum
+
+    def recorded(*args, **kw):
+        threads.append(threading.get_ident())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(atmmod, "opacity_spectrum", recorded)
     atmmod.clear_opacity_cache()
-    inline = engine.run(path, engine.Options(atm_threads=0))
-    assert (inline.atm.n_tool_calls, inline.atm.n_cache_hits) == (2, 0)
+    cold = engine.run(path, engine.Options())
+    assert (cold.atm.n_tool_calls, cold.atm.n_cache_hits) == (2, 0)
+    assert threads == [threading.get_ident()] * 2
     ozone = int(np.argmin(np.abs(truth["freqs"][1] - sim.ATM_RESIDUAL["center_hz"])))
-    assert any(lo <= ozone <= hi for r in inline.results if r.spw == 1 for lo, hi in r.atm_ranges)
-    atmmod.clear_opacity_cache()
-    threaded = engine.run(path, engine.Options(atm_threads=2))
-    assert (threaded.atm.n_tool_calls, threaded.atm.n_cache_hits) == (2, 0)
+    assert any(lo <= ozone <= hi for r in cold.results if r.spw == 1 for lo, hi in r.atm_ranges)
     warm = engine.run(path, engine.Options())
     assert (warm.atm.n_tool_calls, warm.atm.n_cache_hits) == (2, 2)
-    for other in (threaded, warm):
-        assert _numbers(other) == _numbers(inline)
-        for a, b in zip(inline.results, other.results):
-            np.testing.assert_array_equal(a.atm_transmission, b.atm_transmission)
-            np.testing.assert_array_equal(a.summary, b.summary)
-        for spw, (tau, tau_sb, freqs, _) in inline.atm.opacity.items():
-            np.testing.assert_array_equal(other.atm.opacity[spw][0], tau)
+    assert len(threads) == 2
+    assert _numbers(warm) == _numbers(cold)
+    for a, b in zip(cold.results, warm.results):
+        np.testing.assert_array_equal(a.atm_transmission, b.atm_transmission)
+        np.testing.assert_array_equal(a.summary, b.summary)
+    for spw, (tau, tau_sb, freqs, _) in cold.atm.opacity.items():
+        np.testing.assert_array_equal(warm.atm.opacity[spw][0], tau)
 
 
 def test_opacity_cache_is_keyed_by_the_exact_inputs():
@@ -399,6 +408,29 @@ def test_opacity_cache_is_keyed_by_the_exact_inputs():
     assert t3.max() > tau.max()                    # more water, more opacity
     atmmod.clear_opacity_cache()
     assert atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)[2] is False
+
+
+def test_opacity_cache_off_and_its_size_from_the_environment(monkeypatch):
+    """ALMAQA_ATM_CACHE_SIZE=0 (benchmarks/restore.py --no-atm-cache): every call runs
+    the tool, with the same numbers; a bad value keeps the default (it is a speed
+    setting: a typo must not stop the renormalization)."""
+    from almaqa_casa.renorm import atm as atmmod
+    f = 345.8e9 + np.arange(64) * 1.0e6
+    atmmod.clear_opacity_cache()
+    tau, _, hit = atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)
+    monkeypatch.setenv("ALMAQA_ATM_CACHE_SIZE", "0")
+    t1, _, hit1 = atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)
+    t2, _, hit2 = atmmod.cached_opacity(f, 560.0, 20.0, 270.0, 1.2)
+    assert (hit, hit1, hit2) == (False, False, False)
+    np.testing.assert_array_equal(t1, tau)
+    np.testing.assert_array_equal(t2, tau)
+    assert atmmod.opacity_cache_size() == 0
+    assert atmmod.opacity_cache_size({}) == atmmod.OPACITY_CACHE_SIZE
+    assert atmmod.opacity_cache_size({"ALMAQA_ATM_CACHE_SIZE": " 3 "}) == 3
+    for bad in ("-1", "many"):
+        assert atmmod.opacity_cache_size({"ALMAQA_ATM_CACHE_SIZE": bad}) == \
+            atmmod.OPACITY_CACHE_SIZE
+    atmmod.clear_opacity_cache()
 
 
 def test_atmosphere_only_where_the_scaling_exceeds(line_ms, atm_ms):
