@@ -40,7 +40,8 @@ from .sessions import SessionMap, resolve_sessions, tarball_session
 from .versions import DeliveryVersions, versions_from_text
 
 __all__ = ["EB", "Member", "DeliveryError", "read_member", "uid_sort_key", "match_ebs",
-           "POST_ORDER", "ImportOptions", "import_options", "dir_size", "read_small_text"]
+           "POST_ORDER", "ImportOptions", "import_options", "dir_size", "read_small_text",
+           "read_delivered_text"]
 
 #: scriptForPI.py's order of the scripts it runs from calibrated/ after the EBs
 POST_ORDER = ("scriptForPolCalibration.py", "scriptForFluxCalibration.py",
@@ -269,10 +270,23 @@ def _aux_text(tgz: str, member: str, limit: int = 16 * 2**20) -> str:
     with tarfile.open(tgz, mode="r:*") as tar:
         info = tar.getmember(member)
         if not info.isfile() or info.size > limit:
-            raise DeliveryError(f"{tgz}: member {member!r} is not a small regular file")
+            raise DeliveryError(f"{tgz}: member {member!r} is not a small regular file "
+                                f"(at most {limit} bytes)")
         fh = tar.extractfile(info)
         data = fh.read(limit + 1) if fh else b""
     return safeio.decode_text(data, f"{tgz}::{member}")
+
+
+def read_delivered_text(where: str, limit: int = MAX_TEXT_BYTES) -> str:
+    """A small delivered text: a file, or ``<tarball>::<member>`` as the member model
+    names files inside the auxiliary tarballs (read in memory, nothing extracted).
+
+    Raises :class:`~almaqa_casa.errors.AlmaqaError` (or ``OSError``,
+    ``tarfile.TarError``, ``KeyError`` for an unreadable tarball) naming the file."""
+    if "::" in where:
+        tgz, name = where.split("::", 1)
+        return _aux_text(tgz, name, limit)
+    return read_small_text(where, limit)
 
 
 def _names(folder: Path) -> list[str]:
@@ -483,11 +497,7 @@ def read_member(member: str | os.PathLike) -> Member:
     contdat_parsed, contdat_error = None, ""
     if contdat:
         try:
-            if "::" in contdat:
-                tgz, name = contdat.split("::", 1)
-                contdat_parsed = parse_contdat(_aux_text(tgz, name), contdat)
-            else:
-                contdat_parsed = parse_contdat(read_small_text(contdat), contdat)
+            contdat_parsed = parse_contdat(read_delivered_text(contdat), contdat)
         except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
             contdat_error = str(exc)
 
@@ -495,9 +505,7 @@ def read_member(member: str | os.PathLike) -> Member:
     selfcal, selfcal_error = None, ""
     if selfcal_json:
         try:
-            text = (_aux_text(*selfcal_json.split("::", 1)) if "::" in selfcal_json
-                    else read_small_text(selfcal_json))
-            selfcal = parse_selfcal_json(text, selfcal_json)
+            selfcal = parse_selfcal_json(read_delivered_text(selfcal_json), selfcal_json)
         except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
             selfcal_error = str(exc)
 

@@ -21,9 +21,8 @@ import os
 import tarfile
 from pathlib import Path
 
-from .. import safeio
-from ..delivery.jyperk import MAX_BYTES, JyPerKError, JyPerKFile, parse_jyperk
-from ..delivery.member import Member, read_small_text
+from ..delivery.jyperk import MAX_BYTES, JyPerKFile, parse_jyperk
+from ..delivery.member import Member, read_delivered_text, read_small_text
 from ..errors import AlmaqaError
 
 __all__ = ["TPInputs", "read_tp_inputs", "parse_calls", "ATMCOR_DEFAULTS"]
@@ -46,24 +45,6 @@ class TPInputs:
     baseline: dict[str, dict] = dataclasses.field(default_factory=dict)
     baseline_error: str = ""
     warnings: list[str] = dataclasses.field(default_factory=list)
-
-
-def _aux_member_text(tgz: str, name: str) -> str:
-    """One small regular file of an auxiliary tarball, read in memory (nothing extracted)."""
-    with tarfile.open(tgz, mode="r:*") as tar:
-        info = tar.getmember(name)
-        if not info.isfile() or info.size > MAX_BYTES:
-            raise JyPerKError(f"{tgz}: member {name!r} is not a small regular file")
-        fh = tar.extractfile(info)
-        data = fh.read(MAX_BYTES + 1) if fh else b""
-    return safeio.decode_text(data, f"{tgz}::{name}")
-
-
-def _read_jyperk(where: str) -> JyPerKFile:
-    if "::" in where:
-        tgz, name = where.split("::", 1)
-        return parse_jyperk(_aux_member_text(tgz, name), where)
-    return parse_jyperk(read_small_text(where, MAX_BYTES), where)
 
 
 def _literal(node: ast.AST):
@@ -181,7 +162,8 @@ def read_tp_inputs(member: Member) -> TPInputs:
     if member.jyperk:
         inp.jyperk_source = member.jyperk
         try:
-            inp.jyperk = _read_jyperk(member.jyperk)
+            inp.jyperk = parse_jyperk(read_delivered_text(member.jyperk, MAX_BYTES),
+                                      member.jyperk)
         except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
             inp.jyperk_error = str(exc)
     _atmcor(member, inp)
