@@ -344,11 +344,13 @@ def _restore_members(models: list[Member], opts: RestoreOptions,
         Path(plan.calibrated).mkdir(parents=True, exist_ok=True)
         with FolderLock(plan.calibrated, "qa_restore"):
             run = run_plan(plan, m, opts, nprocs=1 if plan.mode == "manual" else opts.nprocs)
-            res = member_result(plan, run, m)
-            # verification, provenance (warning, MS HISTORY), restore.json/html
+            # verification, provenance (warning, MS HISTORY), restore.json/html: CASA in
+            # this process, while other MOUSes may run in threads (scale.map_members)
             from .verify import finish_member
-            finish_member(plan, m, res, opts.verify, params or {"deliverydir": m.path},
-                          out.get("disk"))
+            with scale.client_lock:
+                res = member_result(plan, run, m)
+                finish_member(plan, m, res, opts.verify, params or {"deliverydir": m.path},
+                              out.get("disk"))
         if res["status"] == "ok":
             _log(f"{plan.mous}: restored in {res['seconds']:.1f} s; results in {plan.calibrated}")
         else:

@@ -258,3 +258,23 @@ def test_renormalization_keeps_the_ms(tmp_path, template_ms):
     assert res["status"] == "ok"
     assert any("lowered to 1" in w for w in res["warnings"])
     check_tree(cal, 1)
+
+
+def test_member_level_casa_work_holds_the_client_lock(tiny, tmp_path, monkeypatch):
+    """The verification and the MS HISTORY run in this process.  With casampi servers the
+    MOUSes run in threads (scale.map_members), and CASA's tools are not thread-safe, so
+    that work holds scale.client_lock, as the member-level steps do."""
+    from almaqa_casa import scale
+    from almaqa_casa.restore import verify
+    held = []
+    real = verify.finish_member
+
+    def recording(*args, **kw):
+        held.append(scale.client_lock._is_owned())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(verify, "finish_member", recording)
+    res = restore_manual_member(tiny, tmp_path / "calibrated", RestoreOptions(spacesaving=1))
+    assert res["status"] == "ok", res
+    assert held == [True]
+    assert not scale.client_lock._is_owned()
