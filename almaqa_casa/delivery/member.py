@@ -23,8 +23,9 @@ import os
 import re
 import stat
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from .. import safeio
 from ..errors import AlmaqaError
@@ -41,7 +42,9 @@ from .versions import DeliveryVersions, versions_from_text
 
 __all__ = ["EB", "Member", "DeliveryError", "read_member", "uid_sort_key", "match_ebs",
            "POST_ORDER", "ImportOptions", "import_options", "dir_size", "read_small_text",
-           "read_delivered_text"]
+           "read_delivered_text", "parse_delivered"]
+
+T = TypeVar("T")
 
 #: scriptForPI.py's order of the scripts it runs from calibrated/ after the EBs
 POST_ORDER = ("scriptForPolCalibration.py", "scriptForFluxCalibration.py",
@@ -289,6 +292,17 @@ def read_delivered_text(where: str, limit: int = MAX_TEXT_BYTES) -> str:
     return read_small_text(where, limit)
 
 
+def parse_delivered(where: str, parse: Callable[[str, str], T],
+                    limit: int = MAX_TEXT_BYTES) -> tuple[T | None, str]:
+    """``(parse(text, where), "")`` for the small delivered text ``where`` (see
+    :func:`read_delivered_text`), or ``(None, why)`` when it cannot be read or parsed:
+    the member model records a bad auxiliary file and the planners judge it."""
+    try:
+        return parse(read_delivered_text(where, limit), where), ""
+    except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
+        return None, str(exc)
+
+
 def _names(folder: Path) -> list[str]:
     try:
         return sorted(os.listdir(folder))
@@ -494,20 +508,12 @@ def read_member(member: str | os.PathLike) -> Member:
                       script=manual_scripts.get(uid)))
 
     contdat = aux_files.get("cont.dat", "") or _in_aux(aux_members, "*cont.dat")
-    contdat_parsed, contdat_error = None, ""
-    if contdat:
-        try:
-            contdat_parsed = parse_contdat(read_delivered_text(contdat), contdat)
-        except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
-            contdat_error = str(exc)
+    contdat_parsed, contdat_error = (parse_delivered(contdat, parse_contdat) if contdat
+                                     else (None, ""))
 
     selfcal_json = aux_files.get("selfcal.json", "") or _in_aux(aux_members, "*selfcal.json")
-    selfcal, selfcal_error = None, ""
-    if selfcal_json:
-        try:
-            selfcal = parse_selfcal_json(read_delivered_text(selfcal_json), selfcal_json)
-        except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
-            selfcal_error = str(exc)
+    selfcal, selfcal_error = (parse_delivered(selfcal_json, parse_selfcal_json) if selfcal_json
+                              else (None, ""))
 
     pairs, pb_problems = _pb_pairs(product)
     problems += pb_problems

@@ -18,11 +18,10 @@ import ast
 import dataclasses
 import fnmatch
 import os
-import tarfile
 from pathlib import Path
 
 from ..delivery.jyperk import MAX_BYTES, JyPerKFile, parse_jyperk
-from ..delivery.member import Member, read_delivered_text, read_small_text
+from ..delivery.member import Member, parse_delivered, read_small_text
 from ..errors import AlmaqaError
 
 __all__ = ["TPInputs", "read_tp_inputs", "parse_calls", "ATMCOR_DEFAULTS"]
@@ -161,11 +160,7 @@ def read_tp_inputs(member: Member) -> TPInputs:
     inp = TPInputs()
     if member.jyperk:
         inp.jyperk_source = member.jyperk
-        try:
-            inp.jyperk = parse_jyperk(read_delivered_text(member.jyperk, MAX_BYTES),
-                                      member.jyperk)
-        except (AlmaqaError, OSError, tarfile.TarError, KeyError) as exc:
-            inp.jyperk_error = str(exc)
+        inp.jyperk, inp.jyperk_error = parse_delivered(member.jyperk, parse_jyperk, MAX_BYTES)
     _atmcor(member, inp)
     _baseline(member, inp)
     return inp
