@@ -2,29 +2,19 @@
 for cont.dat, selfcal.json and jyperk.csv (delivery.member.parse_delivered)."""
 from __future__ import annotations
 
-import io
 import os
-import tarfile
 
 from almaqa_casa.delivery.contdat import parse_contdat
 from almaqa_casa.delivery.member import parse_delivered, read_delivered_text
+from tests.hostile.tarmakers import files_tar
 
 CONTDAT = "Field: Synth_Disk\n\nSpectralWindow: 16\n230.0~230.5GHz LSRK\n"
-
-
-def _tgz(path, members: dict[str, bytes]) -> str:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return str(path)
 
 
 def test_a_file_and_a_tarball_member_read_alike(tmp_path):
     f = tmp_path / "cont.dat"
     f.write_text(CONTDAT)
-    tgz = _tgz(tmp_path / "m.auxproducts.tgz", {"x/cont.dat": CONTDAT.encode()})
+    tgz = files_tar(tmp_path / "m.auxproducts.tgz", {"x/cont.dat": CONTDAT.encode()}, gz=True)
     assert read_delivered_text(str(f)) == read_delivered_text(f"{tgz}::x/cont.dat") == CONTDAT
     a, err_a = parse_delivered(str(f), parse_contdat)
     b, err_b = parse_delivered(f"{tgz}::x/cont.dat", parse_contdat)
@@ -33,7 +23,8 @@ def test_a_file_and_a_tarball_member_read_alike(tmp_path):
 
 
 def test_unreadable_or_unparsable_texts_are_recorded_not_raised(tmp_path):
-    tgz = _tgz(tmp_path / "m.auxproducts.tgz", {"big.txt": b"x" * 200, "bad.dat": b"\xff\xfe"})
+    tgz = files_tar(tmp_path / "m.auxproducts.tgz", {"big.txt": b"x" * 200, "bad.dat": b"\xff\xfe"},
+                    gz=True)
     value, err = parse_delivered(f"{tgz}::missing.dat", parse_contdat)
     assert value is None and "missing.dat" in err
     value, err = parse_delivered(f"{tgz}::big.txt", parse_contdat, limit=100)

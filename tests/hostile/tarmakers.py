@@ -111,3 +111,13 @@ def many_files_tgz(path: str | os.PathLike, n: int, prefix: str = "t") -> str:
             gz.write(ti.tobuf(format=tarfile.USTAR_FORMAT))
         gz.write(bytes(1024))
     return os.fspath(path)
+
+
+def files_tar(path: str | os.PathLike, files: dict[str, bytes], gz: bool = False) -> str:
+    """A tar (``gz``: .tar.gz) of regular files ``{name: content}``."""
+    with tarfile.open(path, "w:gz" if gz else "w") as tar:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    return os.fspath(path)

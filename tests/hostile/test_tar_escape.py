@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from almaqa_casa.delivery.archive import ArchiveError, extract, extract_archives
-from tests.hostile.tarmakers import pathmax_chain_tar
+from tests.hostile.tarmakers import files_tar, pathmax_chain_tar
 
 UID = "uid___A002_Xc1_X2"
 
@@ -81,24 +81,14 @@ def test_chain_through_the_restore_flag_step(outer):
     assert list((outer / "dest").iterdir()) == []
 
 
-def _plain_tar(path: Path, files: dict[str, bytes]) -> str:
-    import io
-    with tarfile.open(path, "w") as tar:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tar.addfile(ti, io.BytesIO(data))
-    return str(path)
-
-
 def test_chain_among_archive_tars(outer, tmp_path):
     tars = tmp_path / "tars"
     tars.mkdir()
-    a = _plain_tar(tars / "2025.1.00001.S_uid___A001_X1_X1_001_of_003.tar",
+    a = files_tar(tars / "2025.1.00001.S_uid___A001_X1_X1_001_of_003.tar",
                    {"2025.1.00001.S/README": b"r"})
     poc = pathmax_chain_tar(tars / "2025.1.00001.S_uid___A001_X1_X1_002_of_003.tar",
                             str(outer / "dest"), gz=False)
-    c = _plain_tar(tars / "2025.1.00001.S_uid___A001_X1_X1_003_of_003.tar",
+    c = files_tar(tars / "2025.1.00001.S_uid___A001_X1_X1_003_of_003.tar",
                    {"2025.1.00001.S/product/x.fits": b"x"})
     before = _outside_state(outer, "dest")
     with pytest.raises(ArchiveError) as ei:
@@ -147,7 +137,7 @@ def test_chain_among_archive_tars_through_the_restore_engine(tmp_path):
     folder = outer / "dest"
     folder.mkdir(parents=True)
     (outer / "flag").write_bytes(b"original")
-    _plain_tar(folder / "2025.1.00001.S_uid___A001_X1_X1_001_of_002.tar",
+    files_tar(folder / "2025.1.00001.S_uid___A001_X1_X1_001_of_002.tar",
                {"2025.1.00001.S/README": b"r"})
     poc = pathmax_chain_tar(folder / "2025.1.00001.S_uid___A001_X1_X1_002_of_002.tar",
                             str(folder), gz=False)
